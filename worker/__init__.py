@@ -1,0 +1,2 @@
+"""What runs on the VMs: the pull consumer, batching, the model interface, the contract, the client,
+the local stack and the CLI."""
