@@ -1,0 +1,8 @@
+"""A model's stack: `pulumi up` provisions its queue, VM image, GPU worker pool and monitoring.
+
+Everything comes from the stack's configuration (Pulumi.<stack>.yaml); see docs/COMPONENTS.md.
+"""
+
+from components.model_stack import program
+
+program()

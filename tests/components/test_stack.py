@@ -1,0 +1,210 @@
+"""The whole stack, its configuration, `asyncinfer plan`, and the component conventions."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import plan_command
+from components.model_stack import ModelStackArgs, program
+from components.plan_command import read_stack_file
+from components.stack_config import StackConfigError, parse_stack_config
+from tests.components.conftest import SCHEDULE_START, Engine
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = "asia-northeast1-docker.pkg.dev/p/asyncinfer/symbols:1"
+MINIMAL = {"asyncinfer:image": IMAGE, "gcp:project": "test-project"}
+
+
+def config(**extra: Any) -> dict[str, str]:
+    return {**MINIMAL, **{f"asyncinfer:{k}": str(v) for k, v in extra.items()}}
+
+
+def test_defaults_from_one_key() -> None:
+    parsed = parse_stack_config(MINIMAL, stack="symbols")
+    assert parsed.model_name == "symbols"
+    assert parsed.region == "asia-northeast1"
+    assert parsed.pool_zones == ["asia-northeast1-a"]
+    assert (parsed.gpu_type, parsed.machine_type, parsed.gpu_count) == ("nvidia-l4", "g2-standard-4", 1)
+    assert (parsed.min_vms, parsed.max_vms, parsed.latency_goal_s, parsed.throughput_per_vm) == (0, 4, 600, 10)
+    assert parsed.policy().single_instance_assignment == 6000
+    calendar = parsed.calendar()
+    assert (calendar.country, calendar.time_zone, calendar.weekdays) == ("JP", "Asia/Tokyo", (0, 1, 2, 3, 4))
+    assert (calendar.business_start_hour, calendar.business_end_hour, calendar.business_min_workers) == (9, 18, 1)
+    assert parsed.handler_name == "worker.models.symbols:build_handler"
+
+
+def test_gcp_zone_and_structured_values() -> None:
+    parsed = parse_stack_config({**MINIMAL, "gcp:region": "us-central1", "gcp:zone": "us-central1-b"}, stack="ocr")
+    assert parsed.pool_zones == ["us-central1-b"]
+    parsed = parse_stack_config(
+        {**MINIMAL, "asyncinfer:zones": '["asia-northeast1-a", "asia-northeast1-c"]', "asyncinfer:maxVms": "6"},
+        stack="ocr",
+    )
+    assert parsed.pool_zones == ["asia-northeast1-a", "asia-northeast1-c"] and parsed.max_vms == 6
+    assert parse_stack_config({**MINIMAL, "asyncinfer:zones": "asia-northeast1-a,asia-northeast1-b"}, "x-y").zones == [
+        "asia-northeast1-a",
+        "asia-northeast1-b",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (config(minVms=5, maxVms=2), "asyncinfer:minVms (5) is greater than asyncinfer:maxVms (2)"),
+        (config(gpuType="nvidia-tesla-k80"), "gpu type 'nvidia-tesla-k80' is not known"),
+        (config(gpuType="nvidia-tesla-a100"), "cannot carry nvidia-tesla-a100"),
+        (config(timeZone="Mars/Olympus"), "is not an IANA time zone"),
+        (config(cpuTarget=0.6), "cannot scale to zero"),
+        (config(zones="us-central1-a"), "asyncinfer:zones: 'us-central1-a' is not a zone of gcp:region"),
+        (config(maxVm=3), "asyncinfer:maxVm: unknown key; did you mean asyncinfer:maxVms?"),
+        (config(businessDays="mon,funday"), "asyncinfer:businessDays"),
+        (config(drainTimeoutS=40), "asyncinfer:drainTimeoutS"),
+        (config(model="Bad_Name"), "queue name 'Bad_Name'"),
+        (
+            {"gcp:project": "p"},
+            "asyncinfer:image: required and missing; set it with `pulumi config set asyncinfer:image",
+        ),
+        ({"asyncinfer:image": IMAGE}, "gcp:project: required and missing"),
+    ],
+)
+def test_bad_configuration_names_the_key_and_creates_nothing(
+    engine: Engine, values: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(StackConfigError) as info:
+        engine.run(program, config=values)
+    assert expected in str(info.value)
+    assert engine.graph.resources == []
+
+
+def symbols_config() -> dict[str, str]:
+    return read_stack_file(REPO / "Pulumi.symbols.yaml")
+
+
+def test_whole_stack_graph(engine: Engine) -> None:
+    graph = engine.run(lambda: program(SCHEDULE_START), config=symbols_config())
+    counts = {t: graph.count(t) for t in {r.type for r in graph.resources}}
+    assert counts == {
+        "asyncinfer:index:ModelStack": 1,
+        "asyncinfer:index:Queue": 1,
+        "asyncinfer:index:BakedImage": 1,
+        "asyncinfer:index:ScheduleScaler": 1,
+        "asyncinfer:index:GpuWorkerPool": 1,
+        "asyncinfer:index:Monitoring": 1,
+        "command:local:Command": 1,
+        "gcp:pubsub/topic:Topic": 3,
+        "gcp:pubsub/subscription:Subscription": 2,
+        "gcp:pubsub/topicIAMMember:TopicIAMMember": 2,
+        "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember": 2,
+        "gcp:serviceaccount/account:Account": 1,
+        "gcp:projects/iAMMember:IAMMember": 3,
+        "gcp:compute/instanceTemplate:InstanceTemplate": 1,
+        "gcp:compute/healthCheck:HealthCheck": 1,
+        "gcp:compute/firewall:Firewall": 1,
+        "gcp:compute/instanceGroupManager:InstanceGroupManager": 2,
+        "gcp:compute/autoscaler:Autoscaler": 2,
+        "gcp:monitoring/dashboard:Dashboard": 1,
+        "gcp:monitoring/alertPolicy:AlertPolicy": 3,
+    }
+    root = graph.one("asyncinfer:index:ModelStack")
+    assert {r.type for r in graph.children_of(root)} == {
+        f"asyncinfer:index:{n}" for n in ("Queue", "BakedImage", "ScheduleScaler", "GpuWorkerPool", "Monitoring")
+    }
+    # Every cloud resource hangs under a component: nothing is created loose in the stack.
+    components = {r.urn for r in graph.components()}
+    assert all(r.parent in components for r in graph.custom())
+    template = graph.one("gcp:compute/instanceTemplate:InstanceTemplate").inputs
+    image = graph.one("command:local:Command").inputs["environment"]["PKR_VAR_image_name"]
+    assert template["disks"][0]["sourceImage"].endswith(f"/global/images/{image}")
+    for autoscaler in graph.of_type("gcp:compute/autoscaler:Autoscaler"):
+        policy = autoscaler.inputs["autoscalingPolicy"]
+        assert policy["metrics"][0]["singleInstanceAssignment"] == 6000 * 2
+        assert (policy["minReplicas"], policy["maxReplicas"]) == (0, 2)
+        assert 'subscription_id = "symbols-requests-workers"' in policy["metrics"][0]["filter"]
+
+
+def test_every_component_registers_its_outputs(engine: Engine) -> None:
+    graph = engine.run(lambda: program(SCHEDULE_START), config=symbols_config())
+    assert len(graph.components()) == 6
+    assert all(r.registered_outputs for r in graph.components())
+
+
+def component_classes() -> list[tuple[Path, ast.ClassDef]]:
+    found = []
+    for path in sorted((REPO / "components").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(ast.unparse(b).endswith("ComponentResource") for b in node.bases):
+                found.append((path, node))
+    return found
+
+
+def test_register_outputs_is_the_last_statement_of_every_component() -> None:
+    classes = component_classes()
+    assert {c.name for _, c in classes} >= {
+        "Queue",
+        "GpuWorkerPool",
+        "BakedImage",
+        "ScheduleScaler",
+        "ModelStack",
+        "Monitoring",
+    }
+    for path, cls in classes:
+        init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+        last = init.body[-1]
+        assert isinstance(last, ast.Expr) and isinstance(last.value, ast.Call), f"{path.name}:{cls.name}"
+        assert ast.unparse(last.value.func) == "self.register_outputs", f"{path.name}:{cls.name}"
+        super_calls = [
+            n for n in ast.walk(init) if isinstance(n, ast.Call) and ast.unparse(n.func) == "super().__init__"
+        ]
+        assert len(super_calls) == 1 and isinstance(super_calls[0].args[0], ast.Constant), cls.name
+        assert super_calls[0].args[0].value == f"asyncinfer:index:{cls.name}", f"{cls.name} must use its own type"
+
+
+def test_model_stack_args_in_one_line(engine: Engine) -> None:
+    from components.model_stack import ModelStack
+
+    def build() -> ModelStack:
+        # The one line a Pulumi program needs for a new model.
+        return ModelStack("ocr", ModelStackArgs.of(image=IMAGE, project="test-project", model="ocr", max_vms=2))
+
+    graph = engine.run(build)
+    assert graph.count("gcp:compute/autoscaler:Autoscaler") == 1
+    args = ModelStackArgs.of(image=IMAGE, project="test-project", model="ocr", max_vms=2, zones="asia-northeast1-b")
+    assert (args.config.model_name, args.config.max_vms, args.config.pool_zones) == ("ocr", 2, ["asia-northeast1-b"])
+
+
+def plan_args(tmp_path: Path, stack: str = "symbols", directory: Path = REPO) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    plan_command.add_arguments(parser)
+    return parser.parse_args(["--stack", stack, "--out", str(tmp_path / "plan"), "--dir", str(directory), "--no-png"])
+
+
+def test_plan_renders_the_default_stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan_command.run(plan_args(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "symbols-requests-workers" in out and "SPOT/DELETE" in out
+    dot = (tmp_path / "plan" / "symbols.dot").read_text()
+    assert dot.startswith('digraph "symbols"') and "gcp:compute/autoscaler:Autoscaler" in dot
+    assert dot.count(" -> ") >= 25
+
+
+def test_plan_png(tmp_path: Path) -> None:
+    graph = plan_command.plan(symbols_config(), "symbols", SCHEDULE_START)
+    png = tmp_path / "graph.png"
+    plan_command._render_png_matplotlib(graph, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plan_reports_bad_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Pulumi.bad.yaml").write_text(
+        "config:\n  gcp:project: p\n  asyncinfer:image: x/y:1\n  asyncinfer:minVms: 5\n  asyncinfer:maxVms: 2\n"
+    )
+    assert plan_command.run(plan_args(tmp_path, stack="bad", directory=tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "asyncinfer:minVms (5) is greater than asyncinfer:maxVms (2)" in err
+    assert not (tmp_path / "plan").exists()
+    assert plan_command.run(plan_args(tmp_path, stack="missing", directory=tmp_path)) == 2

@@ -1,0 +1,335 @@
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from asyncinfer.policy import ScalingPolicy
+from asyncinfer.schedules import MAX_SCHEDULES, MIN_DURATION_S, BusinessCalendar, parse_cron
+from components.queue import Queue, QueueArgs
+from components.schedule_scaler import ScheduleScaler, ScheduleScalerArgs
+from components.worker_pool import (
+    BACKLOG_METRIC,
+    STOP_TIMEOUT_S,
+    CustomMetric,
+    GpuWorkerPool,
+    GpuWorkerPoolArgs,
+    PoolConfigError,
+    backlog_filter,
+    validate_gpu,
+)
+from tests.components.conftest import PROJECT, SCHEDULE_START, Engine
+
+TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
+MIG = "gcp:compute/instanceGroupManager:InstanceGroupManager"
+AUTOSCALER = "gcp:compute/autoscaler:Autoscaler"
+REGION = "asia-northeast1"
+
+
+def pool_args(**overrides: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "project": PROJECT,
+        "region": REGION,
+        "zones": [f"{REGION}-a"],
+        "model": "symbols",
+        "subscription_name": "symbols-requests-workers",
+        "results_topic_name": "symbols-results",
+        "source_image": "projects/test-project/global/images/asyncinfer-gpu-0123456789ab",
+        "worker_image": "asia-northeast1-docker.pkg.dev/test-project/asyncinfer/symbols:1",
+    }
+    args.update(overrides)
+    return args
+
+
+def build_pool(**overrides: Any) -> GpuWorkerPool:
+    """A pool wired to a real Queue, so its filters come from the subscription's name output."""
+    queue = Queue("q", QueueArgs.for_model(overrides.pop("queue_name", "symbols"), project=PROJECT))
+    calendar = overrides.pop("calendar", BusinessCalendar(business_min_workers=2))
+    schedules = ScheduleScaler("s", ScheduleScalerArgs(calendar=calendar, start=SCHEDULE_START))
+    args = pool_args(
+        subscription_name=queue.requests_subscription_name,
+        results_topic_name=queue.results_topic_name,
+        schedules=schedules,
+        **overrides,
+    )
+    return GpuWorkerPool("pool", GpuWorkerPoolArgs(**args))
+
+
+def test_graph_one_zonal_group_and_autoscaler_per_zone(engine: Engine) -> None:
+    zones = [f"{REGION}-a", f"{REGION}-b", f"{REGION}-c"]
+    graph = engine.run(lambda: build_pool(zones=zones))
+    assert graph.count(TEMPLATE) == 1
+    assert sorted(r.inputs["zone"] for r in graph.of_type(MIG)) == zones
+    assert sorted(r.inputs["zone"] for r in graph.of_type(AUTOSCALER)) == zones
+    assert graph.count("gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager") == 0
+    pool = graph.one("asyncinfer:index:GpuWorkerPool")
+    children = graph.children_of(pool)
+    assert {r.type for r in children} >= {TEMPLATE, MIG, AUTOSCALER, "gcp:serviceaccount/account:Account"}
+    assert all(r.parent == pool.urn for r in graph.of_type(MIG) + graph.of_type(AUTOSCALER))
+    for autoscaler in graph.of_type(AUTOSCALER):
+        target = next(m for m in graph.of_type(MIG) if m.inputs["zone"] == autoscaler.inputs["zone"])
+        assert autoscaler.inputs["target"] == target.id
+
+
+def test_every_gpu_template_is_spot_and_terminates(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool())
+    for template in graph.of_type(TEMPLATE):
+        scheduling = template.inputs["scheduling"]
+        assert scheduling["provisioningModel"] == "SPOT"
+        assert scheduling["preemptible"] is True
+        assert scheduling["automaticRestart"] is False
+        assert scheduling["instanceTerminationAction"] == "DELETE"
+        assert scheduling["onHostMaintenance"] == "TERMINATE"
+        assert template.inputs["guestAccelerators"] == [{"count": 1, "type": "nvidia-l4"}]
+        assert template.inputs["machineType"] == "g2-standard-4"
+        disk = template.inputs["disks"][0]
+        assert disk["boot"] is True and disk["sourceImage"].endswith("asyncinfer-gpu-0123456789ab")
+
+
+def test_template_is_replaced_create_before_delete(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool())
+    template = graph.one(TEMPLATE)
+    assert "name" not in template.inputs and template.inputs["namePrefix"] == "symbols-gpu-"
+    assert template.delete_before_replace is False
+    assert template.replace_on_changes == ["*"]
+    for mig in graph.of_type(MIG):
+        assert mig.inputs["versions"][0]["instanceTemplate"] == template.outputs["selfLinkUnique"]
+
+
+def test_no_external_ip_by_default_and_shielded(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool())
+    template = graph.one(TEMPLATE).inputs
+    assert all(not nic.get("accessConfigs") for nic in template["networkInterfaces"])
+    assert template["shieldedInstanceConfig"] == {
+        "enableSecureBoot": False,
+        "enableVtpm": True,
+        "enableIntegrityMonitoring": True,
+    }
+
+
+def test_external_ip_only_when_asked(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool(external_ip=True))
+    assert graph.one(TEMPLATE).inputs["networkInterfaces"][0]["accessConfigs"] == [{}]
+
+
+def test_startup_and_shutdown_scripts(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool(max_batch_size=16, drain_timeout_s=20))
+    metadata = graph.one(TEMPLATE).inputs["metadata"]
+    startup = metadata["startup-script"]
+    for line in (
+        f"ASYNCINFER_PROJECT={PROJECT}",
+        "ASYNCINFER_SUBSCRIPTION=symbols-requests-workers",
+        "ASYNCINFER_RESULTS_TOPIC=symbols-results",
+        "ASYNCINFER_HANDLER=worker.models.symbols:build_handler",
+        "ASYNCINFER_MAX_BATCH_SIZE=16",
+        "ASYNCINFER_MAX_WAIT_MS=10",
+        "ASYNCINFER_DRAIN_TIMEOUT_S=20",
+        "ASYNCINFER_HEALTH_PORT=8080",
+    ):
+        assert f"\n{line}\n" in startup
+    assert "--gpus all" in startup and "@@" not in startup
+    assert "asia-northeast1-docker.pkg.dev/test-project/asyncinfer/symbols:1" in startup
+    assert f"docker stop -t {STOP_TIMEOUT_S} asyncinfer-worker" in metadata["shutdown-script"]
+    assert "@@" not in metadata["shutdown-script"]
+
+
+def test_health_check_and_update_policy(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool(zones=[f"{REGION}-a", f"{REGION}-b"], boot_to_ready_s=120))
+    health = graph.one("gcp:compute/healthCheck:HealthCheck")
+    assert health.inputs["httpHealthCheck"] == {"port": 8080, "requestPath": "/healthz"}
+    firewall = graph.one("gcp:compute/firewall:Firewall").inputs
+    assert firewall["allows"] == [{"protocol": "tcp", "ports": ["8080"]}]
+    assert firewall["targetTags"] == graph.one(TEMPLATE).inputs["tags"]
+    for mig in graph.of_type(MIG):
+        assert mig.inputs["autoHealingPolicies"] == {"healthCheck": health.id, "initialDelaySec": 120}
+        policy = mig.inputs["updatePolicy"]
+        assert policy["type"] == "PROACTIVE"
+        assert (policy["maxSurgeFixed"], policy["maxUnavailableFixed"]) == (1, 0)
+    for autoscaler in graph.of_type(AUTOSCALER):
+        assert autoscaler.inputs["autoscalingPolicy"]["cooldownPeriod"] == 120
+
+
+def test_each_autoscaler_filter_names_its_own_subscription(engine: Engine) -> None:
+    def build() -> None:
+        build_pool(zones=[f"{REGION}-a", f"{REGION}-b"])
+        queue = Queue("other-q", QueueArgs.for_model("ocr", project=PROJECT))
+        GpuWorkerPool(
+            "other-pool",
+            GpuWorkerPoolArgs(
+                **pool_args(
+                    model="ocr",
+                    subscription_name=queue.requests_subscription_name,
+                    results_topic_name=queue.results_topic_name,
+                )
+            ),
+        )
+
+    graph = engine.run(build)
+    autoscalers = graph.of_type(AUTOSCALER)
+    assert len(autoscalers) == 3
+    for autoscaler in autoscalers:
+        subscription = (
+            "ocr-requests-workers" if autoscaler.name.startswith("other-pool") else "symbols-requests-workers"
+        )
+        metric = autoscaler.inputs["autoscalingPolicy"]["metrics"][0]
+        assert metric["name"] == BACKLOG_METRIC
+        assert metric["filter"] == backlog_filter(subscription)
+        assert f'resource.labels.subscription_id = "{subscription}"' in metric["filter"]
+
+
+def test_scale_to_zero_uses_only_the_per_group_metric(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool())
+    for autoscaler in graph.of_type(AUTOSCALER):
+        policy = autoscaler.inputs["autoscalingPolicy"]
+        assert policy["minReplicas"] == 0
+        assert policy["mode"] == "ON"
+        assert "cpuUtilization" not in policy
+        assert [m["name"] for m in policy["metrics"]] == [BACKLOG_METRIC]
+        assert all("singleInstanceAssignment" in m and "target" not in m for m in policy["metrics"])
+        assert policy["scaleInControl"] == {"maxScaledInReplicas": {"fixed": 2}, "timeWindowSec": 600}
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [{"cpu_utilization_target": 0.6}, {"custom_metrics": [CustomMetric(name="custom.googleapis.com/gpu", target=0.8)]}],
+)
+def test_cpu_and_custom_signals_refuse_min_zero_before_any_resource(engine: Engine, signals: dict[str, Any]) -> None:
+    with pytest.raises(PoolConfigError, match="cannot scale to zero"):
+        GpuWorkerPoolArgs(**pool_args(**signals))
+    assert engine.graph.resources == []
+
+
+def test_cpu_and_custom_signals_with_a_floor(engine: Engine) -> None:
+    graph = engine.run(
+        lambda: build_pool(
+            policy=ScalingPolicy(min_workers=1, max_workers=4),
+            calendar=BusinessCalendar(business_min_workers=2, off_hours_min_workers=1),
+            cpu_utilization_target=0.6,
+            custom_metrics=[CustomMetric(name="custom.googleapis.com/gpu", target=0.8)],
+            scale_in_max_percent=50,
+        )
+    )
+    policy = graph.one(AUTOSCALER).inputs["autoscalingPolicy"]
+    assert policy["minReplicas"] == 1
+    assert policy["cpuUtilization"]["target"] == 0.6
+    assert policy["metrics"][1] == {"name": "custom.googleapis.com/gpu", "target": 0.8, "type": "GAUGE"}
+    assert policy["scaleInControl"]["maxScaledInReplicas"] == {"percent": 50}
+
+
+@pytest.mark.parametrize("zones", [1, 2, 3])
+def test_zone_count_divides_the_assignment(engine: Engine, zones: int) -> None:
+    policy = ScalingPolicy(min_workers=1, max_workers=5, throughput_per_worker=10, target_latency_s=600)
+    zone_names = [f"{REGION}-{c}" for c in "abc"[:zones]]
+    graph = engine.run(
+        lambda: build_pool(
+            zones=zone_names, policy=policy, calendar=BusinessCalendar(business_min_workers=3, off_hours_min_workers=1)
+        )
+    )
+    for autoscaler in graph.of_type(AUTOSCALER):
+        scaling = autoscaler.inputs["autoscalingPolicy"]
+        # Every zone sees the whole backlog, so each owns N times the assignment.
+        assert scaling["metrics"][0]["singleInstanceAssignment"] == 6000 * zones
+        assert scaling["minReplicas"] == math.ceil(1 / zones)
+        assert scaling["maxReplicas"] == math.ceil(5 / zones)
+        assert {s["minRequiredReplicas"] for s in scaling["scalingSchedules"]} == {math.ceil(3 / zones)}
+
+
+def test_schedules_within_gce_limits(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool(zones=[f"{REGION}-a", f"{REGION}-b"]))
+    for autoscaler in graph.of_type(AUTOSCALER):
+        schedules = autoscaler.inputs["autoscalingPolicy"]["scalingSchedules"]
+        assert 0 < len(schedules) <= MAX_SCHEDULES
+        assert len({s["name"] for s in schedules}) == len(schedules)
+        for s in schedules:
+            assert s["durationSec"] >= MIN_DURATION_S
+            assert s["timeZone"] == "Asia/Tokyo"
+            parse_cron(s["schedule"])
+        # 2025-01-01 is a holiday in Japan: the January schedule leaves it out.
+        january = next(s for s in schedules if s["name"] == "business-2025-01")
+        assert january["schedule"].split()[2].split(",")[0] != "1"
+
+
+def test_least_privilege(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool())
+    email = graph.one("gcp:serviceaccount/account:Account").outputs["email"]
+    member = f"serviceAccount:{email}"
+    grants = [r for r in graph.resources if "role" in r.inputs and r.inputs["member"] == member]
+    roles = sorted(r.inputs["role"] for r in grants)
+    assert roles == sorted(
+        [
+            "roles/pubsub.subscriber",
+            "roles/pubsub.publisher",
+            "roles/monitoring.metricWriter",
+            "roles/logging.logWriter",
+            "roles/artifactregistry.reader",
+        ]
+    )
+    subscriber = graph.one("gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember", "pool-subscriber").inputs
+    assert subscriber["subscription"] == "symbols-requests-workers"
+    publisher = graph.one("gcp:pubsub/topicIAMMember:TopicIAMMember", "pool-results-publisher").inputs
+    assert publisher["topic"] == "symbols-results"
+    project_roles = {r.inputs["role"] for r in graph.of_type("gcp:projects/iAMMember:IAMMember")}
+    assert project_roles == {
+        "roles/monitoring.metricWriter",
+        "roles/logging.logWriter",
+        "roles/artifactregistry.reader",
+    }
+    for r in graph.resources:
+        role = str(r.inputs.get("role", ""))
+        assert role not in ("roles/editor", "roles/owner") and not role.lower().endswith("admin")
+    assert graph.one(TEMPLATE).inputs["serviceAccount"]["email"] == email
+
+
+@pytest.mark.parametrize(
+    ("gpu", "machine", "count", "message"),
+    [
+        ("nvidia-tesla-k80", "n1-standard-8", 1, "not known"),
+        ("nvidia-l4", "n1-standard-8", 1, "cannot carry"),
+        ("nvidia-tesla-a100", "g2-standard-4", 1, "cannot carry"),
+        ("nvidia-h100-80gb", "a3-highgpu-8g", 1, "comes with 8"),
+        ("nvidia-l4", "g2-standard-24", 1, "comes with 2"),
+        ("nvidia-tesla-t4", "n1-standard-8", 3, "not possible"),
+    ],
+)
+def test_gpu_validation(gpu: str, machine: str, count: int, message: str) -> None:
+    with pytest.raises(PoolConfigError, match=message):
+        validate_gpu(gpu, machine, count)
+
+
+@pytest.mark.parametrize(
+    ("gpu", "machine", "count"),
+    [
+        ("nvidia-l4", "g2-standard-4", 1),
+        ("nvidia-tesla-t4", "n1-standard-8", 2),
+        ("nvidia-tesla-a100", "a2-highgpu-1g", 1),
+        ("nvidia-a100-80gb", "a2-ultragpu-2g", 2),
+        ("nvidia-h100-80gb", "a3-highgpu-8g", 8),
+    ],
+)
+def test_gpu_combinations_that_work(gpu: str, machine: str, count: int) -> None:
+    validate_gpu(gpu, machine, count)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"zones": ["us-central1-a"]}, "not in region"),
+        ({"zones": []}, "zones is empty"),
+        ({"drain_timeout_s": 30}, "drain_timeout_s"),
+        (
+            {"policy": ScalingPolicy(max_workers=1), "calendar": BusinessCalendar(business_min_workers=3)},
+            "business-hours",
+        ),
+    ],
+)
+def test_bad_pool_settings_fail_before_any_resource(engine: Engine, overrides: dict[str, Any], message: str) -> None:
+    calendar = overrides.pop("calendar", None)
+    schedules = ScheduleScaler("s", ScheduleScalerArgs(calendar=calendar, start=SCHEDULE_START)) if calendar else None
+    if schedules is None:
+        with pytest.raises(PoolConfigError, match=message):
+            GpuWorkerPoolArgs(**pool_args(**overrides))
+        assert engine.graph.resources == []
+    else:
+        with pytest.raises(PoolConfigError, match=message):
+            GpuWorkerPoolArgs(**pool_args(schedules=schedules, **overrides))

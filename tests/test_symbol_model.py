@@ -1,0 +1,230 @@
+"""The example symbol model: accuracy on unseen renders through the real decode path, input defences,
+output shape, and reproducible rendering."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from worker.errors import InvalidInputError, TransientError
+from worker.handler import ModelHandler
+from worker.models.render import SYMBOL_CLASSES, image_to_array, render_dataset, render_png, render_symbol
+from worker.models.symbols import DEFAULT_WEIGHTS, SymbolHandler, build_handler
+
+# Neither the training seed (0) nor its held-out seed (1): images the model has never been scored on.
+TEST_SEED = 20_251_125
+TEST_SAMPLES = 1000
+
+
+@pytest.fixture(scope="module")
+def handler() -> Iterator[SymbolHandler]:
+    if not DEFAULT_WEIGHTS.exists():
+        pytest.fail(f"{DEFAULT_WEIGHTS} is missing; run `python -m worker.models.train`")
+    h = build_handler()
+    h.load(torch.device("cpu"))
+    yield h
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A valid tiny PNG whose IHDR is rewritten (with a correct CRC) to claim width x height: the shape of
+    a decompression bomb, without the bomb."""
+    data = bytearray(_png(Image.new("L", (1, 1), 255)))
+    # signature (8) + IHDR length (4) + b"IHDR" (4) -> width and height are the next two big-endian u32.
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def test_held_out_accuracy_through_decode(handler: SymbolHandler) -> None:
+    # Client-shaped input (PNG bytes) through decode, so a normalisation mismatch between training and
+    # serving would show up here as lost accuracy, not pass unnoticed.
+    assert handler.metadata.get("seed") != TEST_SEED and handler.metadata.get("held_out_seed") != TEST_SEED
+    children = np.random.SeedSequence(TEST_SEED).spawn(TEST_SAMPLES)
+    labels = [SYMBOL_CLASSES[i % len(SYMBOL_CLASSES)] for i in range(TEST_SAMPLES)]
+    tensors = [handler.decode(render_png(y, np.random.default_rng(c))) for y, c in zip(labels, children, strict=True)]
+    predicted: list[str] = []
+    for i in range(0, TEST_SAMPLES, 250):  # batches the size a busy worker would form
+        predicted += [r["label"] for r in handler.predict(torch.stack(tensors[i : i + 250]))]
+    correct = sum(p == y for p, y in zip(predicted, labels, strict=True))
+    per_class = {
+        c: sum(p == y for p, y in zip(predicted, labels, strict=True) if y == c) / labels.count(c)
+        for c in SYMBOL_CLASSES
+    }
+    assert correct / TEST_SAMPLES >= 0.97, f"accuracy {correct / TEST_SAMPLES:.3f}; per class {per_class}"
+
+
+def test_decode_matches_training_normalisation(handler: SymbolHandler) -> None:
+    rng = np.random.default_rng(7)
+    image = render_symbol("position", rng)
+    decoded = handler.decode(_png(image))
+    assert decoded.dtype == torch.float32 and decoded.shape == (1, 64, 64)
+    np.testing.assert_array_equal(decoded.numpy(), image_to_array(image))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"hello, this is text", id="text"),
+        pytest.param(np.random.default_rng(0).bytes(4096), id="random"),
+        pytest.param(b"%PDF-1.7\n" + b"0" * 100, id="pdf"),
+    ],
+)
+def test_decode_rejects_non_images(handler: SymbolHandler, payload: bytes) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        handler.decode(payload)
+    assert info.value.code == "not_an_image"
+    assert "PNG" in info.value.message  # says what to send instead
+
+
+def test_decode_rejects_truncated_image(handler: SymbolHandler) -> None:
+    png = render_png("flatness", np.random.default_rng(3), size=256)
+    with pytest.raises(InvalidInputError) as info:
+        handler.decode(png[: len(png) // 2])
+    assert info.value.code == "not_an_image"
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [
+        pytest.param(100_000, 100_000, id="10-gigapixel header (Pillow's own bomb error)"),
+        # 25 MP: under Pillow's limit, so only the handler's header check stands between it and decoding.
+        pytest.param(5_000, 5_000, id="25-megapixel header (handler limit)"),
+    ],
+)
+def test_decode_rejects_decompression_bomb_header(handler: SymbolHandler, width: int, height: int) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        handler.decode(_png_claiming(width, height))
+    assert info.value.code == "image_too_large"
+    assert "crop" in info.value.message
+
+
+def test_max_pixels_is_configurable() -> None:
+    small = SymbolHandler(max_pixels=100 * 100)
+    ok = _png(Image.new("L", (100, 100), 255))
+    assert small.decode(ok).shape == (1, 64, 64)
+    with pytest.raises(InvalidInputError) as info:
+        small.decode(_png(Image.new("L", (101, 100), 255)))
+    assert info.value.code == "image_too_large"
+
+
+def _jpeg(symbol: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    symbol.convert("RGB").save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _wide(symbol: Image.Image) -> bytes:
+    # More paper left and right: the handler must pad this to a square, not squash it.
+    paper = int(np.median(np.asarray(symbol)))
+    canvas = Image.new("L", (symbol.width * 3 // 2, symbol.height), paper)
+    canvas.paste(symbol, (symbol.width // 4, 0))
+    return _png(canvas)
+
+
+def _transparent(symbol: Image.Image) -> bytes:
+    # Ink as alpha over black RGB, like a CAD export: the background must come out as paper, not ink.
+    rgba = Image.new("RGBA", symbol.size, (0, 0, 0, 0))
+    rgba.putalpha(Image.fromarray(255 - np.asarray(symbol)))
+    return _png(rgba)
+
+
+def _sixteen_bit(symbol: Image.Image) -> bytes:
+    # A 16-bit grayscale scan: Pillow's own convert("L") would clip it to a blank white page.
+    return _png(Image.fromarray(np.asarray(symbol).astype(np.uint16) * 257))
+
+
+@pytest.mark.parametrize("encode", [_jpeg, _wide, _transparent, _sixteen_bit])
+def test_decode_accepts_other_sizes_shapes_and_formats(
+    handler: SymbolHandler, encode: Callable[[Image.Image], bytes]
+) -> None:
+    n = 4 * len(SYMBOL_CLASSES)
+    children = np.random.SeedSequence(TEST_SEED + 1).spawn(n)
+    labels = [SYMBOL_CLASSES[i % len(SYMBOL_CLASSES)] for i in range(n)]
+    # 200 px: decode has to shrink as well as pad/convert, which the 64-px accuracy test never exercises.
+    batch = torch.stack(
+        [
+            handler.decode(encode(render_symbol(y, np.random.default_rng(c), size=200)))
+            for y, c in zip(labels, children, strict=True)
+        ]
+    )
+    assert batch.shape == (n, 1, 64, 64) and batch.dtype == torch.float32
+    assert float(batch.min()) >= 0.0 and float(batch.max()) <= 1.0
+    assert float(batch.mean()) < 0.3  # mostly paper (a page of ink would mean a lost alpha channel)
+    predicted = [r["label"] for r in handler.predict(batch)]
+    wrong = [(y, p) for y, p in zip(labels, predicted, strict=True) if y != p]
+    assert len(wrong) <= n // 12, wrong  # a little slack: these are outside the exact training pipeline
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_predict_returns_one_dict_per_item(handler: SymbolHandler, n: int) -> None:
+    x, _ = render_dataset(n, seed=99)
+    results = handler.predict(torch.from_numpy(x))
+    assert len(results) == n
+    for r in results:
+        assert set(r) == {"label", "confidence", "top3"}
+        assert r["label"] in SYMBOL_CLASSES
+        assert isinstance(r["confidence"], float) and 0.0 <= r["confidence"] <= 1.0
+        assert len(r["top3"]) == 3
+        assert r["top3"][0] == {"label": r["label"], "score": r["confidence"]}
+        scores = [t["score"] for t in r["top3"]]
+        assert scores == sorted(scores, reverse=True) and sum(scores) <= 1.0 + 1e-5
+        assert all(t["label"] in SYMBOL_CLASSES for t in r["top3"])
+
+
+def test_predict_turns_gpu_oom_into_transient_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    h = SymbolHandler()
+    h.load(torch.device("cpu"))
+
+    def out_of_memory(x: torch.Tensor) -> torch.Tensor:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    assert h.model is not None
+    monkeypatch.setattr(h.model, "forward", out_of_memory)
+    with pytest.raises(TransientError):
+        h.predict(torch.zeros(2, 1, 64, 64))
+
+
+def test_handler_contract() -> None:
+    h = build_handler()
+    assert isinstance(h, ModelHandler)
+    assert h.name == "symbols"
+    digest = hashlib.sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest()[:8]
+    assert h.version == f"symbols-v1-{digest}"
+    assert h.classes == SYMBOL_CLASSES
+    with pytest.raises(RuntimeError, match="load"):
+        h.predict(torch.zeros(1, 1, 64, 64))
+
+
+def test_rendering_is_deterministic() -> None:
+    assert render_png("angularity", np.random.default_rng(5)) == render_png("angularity", np.random.default_rng(5))
+    assert render_png("angularity", np.random.default_rng(5)) != render_png("angularity", np.random.default_rng(6))
+    x1, y1 = render_dataset(36, seed=42)
+    x2, y2 = render_dataset(36, seed=42)
+    x3, _ = render_dataset(36, seed=43)
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(x1, x3)
+    assert x1.shape == (36, 1, 64, 64) and x1.dtype == np.float32 and y1.dtype == np.int64
+    assert x1.min() >= 0.0 and x1.max() <= 1.0
+    assert np.bincount(y1, minlength=len(SYMBOL_CLASSES)).tolist() == [3] * len(SYMBOL_CLASSES)
+
+
+def test_render_rejects_unknown_label() -> None:
+    with pytest.raises(ValueError, match="straightness"):
+        render_symbol("diameter", np.random.default_rng(0))

@@ -1,0 +1,1 @@
+"""One module per `asyncinfer` subcommand: add_arguments(parser) and run(args) -> int."""

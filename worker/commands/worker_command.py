@@ -1,0 +1,57 @@
+"""`asyncinfer worker`: one worker process, configured from ASYNCINFER_* environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from types import FrameType
+
+import structlog
+from pydantic import ValidationError
+
+from worker.health import HealthServer
+from worker.loading import load_handler
+from worker.logs import configure_logging
+from worker.runtime import Worker
+from worker.settings import WorkerSettings
+from worker.transport import PubSubTransport
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--json-logs", action="store_true", default=None, help="force JSON logs on a TTY")
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, args.json_logs)
+    log = structlog.get_logger("asyncinfer.worker")
+    try:
+        settings = WorkerSettings()  # type: ignore[call-arg]  # required fields come from the environment
+    except ValidationError as exc:
+        print(f"worker settings are invalid (set them as ASYNCINFER_<NAME> variables):\n{exc}", file=sys.stderr)
+        return 2
+    handler = load_handler(settings.handler)
+    transport = PubSubTransport(
+        settings.subscription_path(),
+        settings.results_topic_path(),
+        max_messages=settings.flow_control_max_messages,
+        max_lease_s=settings.max_lease_s,
+    )
+    worker = Worker(settings, handler, transport)
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        log.info("stop requested", signal=signal.Signals(signum).name)
+        worker.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    health = None
+    if settings.health_port:
+        health = HealthServer(settings.health_host, settings.health_port, worker.problems)
+        health.start()
+    try:
+        return worker.run()
+    finally:
+        if health is not None:
+            health.stop()

@@ -1,0 +1,122 @@
+"""The request/result contract (schema version 1).
+
+Every message on a requests topic gets exactly one final answer: an ok result, an error result, or,
+after N failed deliveries, a dead letter. The request id is chosen by the client and is the
+idempotency key: a result may arrive twice (at-least-once delivery), always under the same id.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+SCHEMA_VERSION: Literal[1] = 1
+ALLOWED_URI_SCHEMES = ("file://", "gs://")
+
+RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+JsonScalar = str | int | float | bool | None
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class InferenceRequest(BaseModel):
+    """What a client puts on the requests topic. Input travels inline (base64, small) or by URI
+    (claim check: the bytes live in object storage because a message is at most 10 MB)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    request_id: RequestId
+    model: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    input_b64: str | None = None
+    input_uri: str | None = None
+    #: 0 (lowest) to 9. Carried now; priority lanes are a later subscription per level.
+    priority: Annotated[int, Field(ge=0, le=9)] = 0
+    #: After this instant the answer is useless: the worker answers `deadline_exceeded` instead.
+    deadline: dt.datetime | None = None
+    params: dict[str, JsonScalar] = Field(default_factory=dict)
+    submitted_at: dt.datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> InferenceRequest:
+        if (self.input_b64 is None) == (self.input_uri is None):
+            raise ValueError("give exactly one of input_b64 (inline bytes, base64) or input_uri (file:// or gs://)")
+        if self.input_uri is not None and not self.input_uri.startswith(ALLOWED_URI_SCHEMES):
+            raise ValueError(f"input_uri must start with one of {', '.join(ALLOWED_URI_SCHEMES)}")
+        for name in ("deadline", "submitted_at"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} must carry a time zone (ISO 8601 with offset, e.g. ...Z)")
+        return self
+
+    @classmethod
+    def inline(cls, request_id: str, model: str, payload: bytes, **fields: Any) -> InferenceRequest:
+        return cls(
+            request_id=request_id,
+            model=model,
+            input_b64=base64.b64encode(payload).decode("ascii"),
+            submitted_at=fields.pop("submitted_at", None) or utcnow(),
+            **fields,
+        )
+
+    @classmethod
+    def by_uri(cls, request_id: str, model: str, uri: str, **fields: Any) -> InferenceRequest:
+        return cls(
+            request_id=request_id,
+            model=model,
+            input_uri=uri,
+            submitted_at=fields.pop("submitted_at", None) or utcnow(),
+            **fields,
+        )
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+    #: True only when sending the same request again may succeed (the worker itself never answers
+    #: with retryable errors: it nacks those, and Pub/Sub retries).
+    retryable: bool = False
+
+
+class Timings(BaseModel):
+    """Milliseconds. queued: submit to pulled; batch_wait: pulled to batch start; inference: the
+    model call for the whole batch; total: submit to result."""
+
+    queued_ms: float | None = None
+    batch_wait_ms: float | None = None
+    inference_ms: float | None = None
+    total_ms: float | None = None
+
+
+class InferenceResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = 1
+    #: None only when the request could not be read; then message_id and attributes identify it.
+    request_id: str | None = None
+    message_id: str
+    message_attributes: dict[str, str] = Field(default_factory=dict)
+    status: Literal["ok", "error"]
+    output: dict[str, Any] | None = None
+    #: Set instead of `output` when the output is too large for a message (claim check).
+    output_uri: str | None = None
+    error: ErrorInfo | None = None
+    timings: Timings = Field(default_factory=Timings)
+    delivery_attempt: int = 1
+    worker_id: str = ""
+    model: str | None = None
+    model_version: str | None = None
+    completed_at: dt.datetime = Field(default_factory=utcnow)
+    #: True when this answers a request id the worker had already answered (no second inference).
+    replayed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"

@@ -1,0 +1,1 @@
+"""The example model: recognising GD&T symbols cropped from engineering drawings."""
