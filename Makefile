@@ -1,0 +1,44 @@
+# The two commands of the quickstart: `make demo` and `make test`. Each sets up what it needs.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTHON ?= python3
+
+.PHONY: demo test lint typecheck check emulator install plan simulate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU build pinned for dev and CI machines; the GPU worker image installs a CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[model,infra,plots,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+emulator:
+	@./scripts/ensure-emulator.sh
+
+demo: install emulator
+	$(BIN)/asyncinfer demo
+
+test: install emulator
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy asyncinfer components worker
+
+check: lint typecheck test
+
+plan: install
+	$(BIN)/asyncinfer plan --stack symbols
+
+simulate: install
+	$(BIN)/asyncinfer simulate --trace traces/office_week.csv --config traces/configs/async.json --out .asyncinfer/simulate
+
+clean:
+	rm -rf .asyncinfer .pytest_cache .mypy_cache .ruff_cache
