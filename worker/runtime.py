@@ -15,7 +15,6 @@ close the stream, log the counts.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import queue
 import threading
@@ -26,6 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydantic_core
 import structlog
 import torch
 
@@ -242,7 +242,15 @@ class Worker:
             structlog.contextvars.unbind_contextvars("batch_id")
 
     def _predict(self, tensors: list[torch.Tensor]) -> list[dict[str, Any]]:
-        outputs = self.handler.predict(torch.stack(tensors))
+        if self._device.type == "cuda":
+            # Stack straight into pinned host memory: the handler's host-to-device copy can then be
+            # asynchronous (DMA) without a second host copy into a pinned staging buffer.
+            first = tensors[0]
+            pinned = torch.empty((len(tensors), *first.shape), dtype=first.dtype, pin_memory=True)
+            batch = torch.stack(tensors, out=pinned)
+        else:
+            batch = torch.stack(tensors)
+        outputs = self.handler.predict(batch)
         if len(outputs) != len(tensors):
             raise RuntimeError(f"handler returned {len(outputs)} outputs for {len(tensors)} inputs")
         return outputs
@@ -278,7 +286,9 @@ class Worker:
             self._answer_error(item.delivery, request.request_id, "invalid_output", problem, timings=timings)
             return
         result = self._new_result(item.delivery, request.request_id, "ok", timings=timings)
-        encoded = json.dumps(output, separators=(",", ":")).encode()
+        # pydantic-core's Rust serializer: several times faster than json.dumps, and it measures the
+        # UTF-8 size the result will actually have on the wire.
+        encoded = pydantic_core.to_json(output)
         if len(encoded) > self.settings.max_inline_output_bytes:
             result.output_uri = write_blob(
                 self.settings.results_uri_prefix, f"{request.request_id}-{item.delivery.message_id}.json", encoded

@@ -1,0 +1,114 @@
+"""The request/result contract, request intake and the micro-batcher, without Pub/Sub."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import queue
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from worker.batcher import MicroBatcher
+from worker.contract import InferenceRequest, InferenceResult
+from worker.errors import InvalidInputError
+from worker.intake import Rejection, load_input, read_request
+
+
+def test_request_round_trip() -> None:
+    request = InferenceRequest.inline("r-1", "symbols", b"png-bytes", priority=3)
+    parsed = read_request(request.model_dump_json().encode())
+    assert isinstance(parsed, InferenceRequest)
+    assert parsed.request_id == "r-1" and parsed.priority == 3
+    assert base64.b64decode(parsed.input_b64 or "") == b"png-bytes"
+    assert parsed.submitted_at is not None and parsed.submitted_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "request_id"),
+    [
+        (b"", "empty_body", None),
+        (b"{nope", "malformed_json", None),
+        (b"\xff\xfe\x00garbage", "malformed_json", None),
+        (b"[1, 2]", "not_an_object", None),
+        (b'{"schema_version": 2, "request_id": "r-9"}', "unsupported_schema_version", "r-9"),
+        (b'{"request_id": "r-2", "model": "symbols"}', "invalid_request", "r-2"),
+        (b'{"request_id": "r-3", "model": "symbols", "input_b64": "aGk=", "colour": 1}', "invalid_request", "r-3"),
+        (b'{"request_id": "r-4", "model": 5, "input_b64": "aGk="}', "invalid_request", "r-4"),
+        (b'{"request_id": "r-5", "model": "m", "input_uri": "http://x/y.png"}', "invalid_request", "r-5"),
+        (b"[" * 100_000 + b"]" * 100_000, "malformed_json", None),
+    ],
+)
+def test_unreadable_requests_are_rejected_with_a_reason(body: bytes, code: str, request_id: str | None) -> None:
+    parsed = read_request(body)
+    assert isinstance(parsed, Rejection)
+    assert parsed.code == code
+    assert parsed.request_id == request_id
+    assert parsed.message
+
+
+def test_file_uris_must_stay_under_the_allowed_root(tmp_path: Path) -> None:
+    root = tmp_path / "blobs"
+    root.mkdir()
+    (root / "a.png").write_bytes(b"abc")
+    (tmp_path / "secret").write_bytes(b"no")
+    ok = InferenceRequest.by_uri("r", "m", f"file://{root}/a.png")
+    assert load_input(ok, file_root=root, max_inline_bytes=10) == b"abc"
+    with pytest.raises(InvalidInputError) as outside:
+        load_input(InferenceRequest.by_uri("r", "m", f"file://{root}/../secret"), file_root=root, max_inline_bytes=10)
+    assert outside.value.code == "forbidden_uri"
+    with pytest.raises(InvalidInputError) as missing:
+        load_input(InferenceRequest.by_uri("r", "m", f"file://{root}/nope.png"), file_root=root, max_inline_bytes=10)
+    assert missing.value.code == "input_not_found"
+    with pytest.raises(InvalidInputError) as big:
+        load_input(InferenceRequest.inline("r", "m", b"x" * 100), file_root=root, max_inline_bytes=10)
+    assert big.value.code == "payload_too_large"
+
+
+def test_result_without_request_id_survives_the_wire() -> None:
+    result = InferenceResult(request_id=None, message_id="42", status="error", message_attributes={"a": "b"})
+    back = InferenceResult.model_validate_json(result.model_dump_json(exclude_none=True))
+    assert back.request_id is None and back.message_id == "42" and back.message_attributes == {"a": "b"}
+
+
+def test_naive_deadline_is_refused() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        InferenceRequest.inline("r", "m", b"x", deadline=dt.datetime(2030, 1, 1))
+
+
+def test_batch_fills_up_to_max_size_without_waiting() -> None:
+    source: queue.Queue[int] = queue.Queue()
+    for i in range(10):
+        source.put(i)
+    batcher = MicroBatcher(source, max_size=4, max_wait_s=5.0)
+    started = time.monotonic()
+    assert batcher.next_batch(threading.Event()) == [0, 1, 2, 3]
+    assert time.monotonic() - started < 1.0
+
+
+def test_wait_starts_at_the_first_item_and_is_bounded() -> None:
+    source: queue.Queue[int] = queue.Queue()
+    batcher = MicroBatcher(source, max_size=32, max_wait_s=0.2)
+
+    def feed() -> None:
+        time.sleep(0.3)
+        source.put(1)
+        time.sleep(0.05)
+        source.put(2)
+
+    threading.Thread(target=feed).start()
+    started = time.monotonic()
+    batch = batcher.next_batch(threading.Event(), idle_poll_s=0.01)
+    elapsed = time.monotonic() - started
+    assert batch == [1, 2]
+    # 0.3 s idle before the first item, then at most max_wait (0.2 s) of gathering.
+    assert 0.45 <= elapsed < 0.9
+
+
+def test_stop_returns_what_is_there() -> None:
+    source: queue.Queue[int] = queue.Queue()
+    stop = threading.Event()
+    stop.set()
+    assert MicroBatcher(source, 4, 1.0).next_batch(stop) == []
