@@ -81,9 +81,17 @@ def load_input(request: InferenceRequest, *, file_root: Path, max_inline_bytes: 
                 f"inline input is over {max_inline_bytes} bytes; upload it and send input_uri instead",
             )
         try:
-            return base64.b64decode(request.input_b64, validate=True)
+            payload = base64.b64decode(request.input_b64, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidInputError("invalid_base64", f"input_b64 is not valid base64 ({exc})") from exc
+        # The length check above only bounds the decoding work; base64 padding lets a payload a few
+        # bytes over the limit through it, so the decoded size is what enforces the limit.
+        if len(payload) > max_inline_bytes:
+            raise InvalidInputError(
+                "payload_too_large",
+                f"inline input is {len(payload)} bytes, over {max_inline_bytes}; upload it and send input_uri instead",
+            )
+        return payload
     assert request.input_uri is not None
     if request.input_uri.startswith("file://"):
         return _read_file_uri(request.input_uri, file_root)

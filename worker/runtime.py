@@ -58,6 +58,7 @@ class Worker:
         self.transport = transport
         self.counts: Counter[str] = Counter()
         self.model_loaded = False
+        self.load_error: str | None = None
         self._ready: queue.Queue[HeldItem] = queue.Queue()
         self._batcher = MicroBatcher(self._ready, settings.max_batch_size, settings.max_wait_ms / 1000)
         self._stopping = threading.Event()
@@ -94,7 +95,15 @@ class Worker:
 
     def run(self) -> int:
         """Serve until request_stop(); returns the process exit code."""
-        self.load_model()
+        try:
+            self.load_model()
+        except Exception as exc:
+            self.load_error = repr(exc)
+            log.exception("model failed to load")
+            # Stay up, unhealthy, long enough for the health check to see why (MIG autohealing
+            # then replaces the VM), then exit non-zero so a supervisor restarts the process.
+            self._stopping.wait(self.settings.load_failure_exit_s)
+            return 1
         self.transport.start(self._on_delivery)
         log.info(
             "worker started",
@@ -105,8 +114,9 @@ class Worker:
         while not self._stopping.is_set():
             self._last_loop_at = time.monotonic()
             if not self.transport.stream_alive:
-                log.error("pull stream ended", error=repr(self.transport.stream_error))
-                break
+                log.error("pulling failed for too long; exiting", error=repr(self.transport.stream_error))
+                self._drain()
+                return 1
             batch = self._batcher.next_batch(self._stopping)
             if batch:
                 self._process_batch(batch)
@@ -115,10 +125,12 @@ class Worker:
     def problems(self) -> list[str]:
         """What the health endpoint reports; empty means healthy."""
         found = []
-        if not self.model_loaded:
-            found.append("model not loaded")
-        elif not self.transport.stream_alive and not self._stopping.is_set():
-            found.append(f"pull stream is down: {self.transport.stream_error!r}")
+        if self.load_error is not None:
+            found.append(f"model failed to load: {self.load_error}")
+        elif not self.model_loaded:
+            found.append("model not loaded yet")
+        elif self.transport.pull_failing and not self._stopping.is_set():
+            found.append(f"pulling from the subscription fails: {self.transport.stream_error!r}")
         if time.monotonic() - self._last_loop_at > self.settings.max_lease_s:
             found.append("processing loop stalled longer than the lease")
         return found

@@ -25,6 +25,8 @@ class WorkerSettings(BaseSettings):
     drain_timeout_s: float = Field(25.0, ge=0)
     #: Leases are extended by the client up to this long; a batch must never take longer.
     max_lease_s: float = Field(600.0, ge=10)
+    #: After a failed model load, report unhealthy this long before exiting 1.
+    load_failure_exit_s: float = Field(30.0, ge=0)
     health_host: str = "0.0.0.0"
     #: 0 disables the endpoint (local workers are watched by their controller instead).
     health_port: int = Field(8080, ge=0, le=65535)

@@ -43,3 +43,14 @@ class FaultyHandler:
 
 def build_handler() -> FaultyHandler:
     return FaultyHandler()
+
+
+class BrokenHandler(FaultyHandler):
+    """Fails to load, as a model with corrupt weights would."""
+
+    def load(self, device: torch.device) -> None:
+        raise RuntimeError("weights are corrupt")
+
+
+def build_broken_handler() -> BrokenHandler:
+    return BrokenHandler()

@@ -102,7 +102,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     hop = report["emulator_hop_ms"]
     cold = report["cold_start_s"]
     console.print(
-        f"emulator alone, one publish->streaming-pull hop: p50 {_fmt(hop['p50'])} ms, p99 {_fmt(hop['p99'])} ms "
+        f"emulator alone, one publish->pull hop: p50 {_fmt(hop['p50'])} ms, p99 {_fmt(hop['p99'])} ms "
         f"(a request makes two)\n"
         f"cold start, zero workers to first result: {_fmt(cold['median'], 2)} s "
         f"(model loaded at {_fmt(cold['model_loaded_median'], 2)} s)\n"

@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
 from rich.table import Table
@@ -68,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging("WARNING")
+    # SIGTERM (a CI timeout, `timeout`) must unwind through the finally blocks: the emulator runs in
+    # its own session and would outlive this process otherwise.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     console = Console()
     count = args.spike or args.count
     kills = args.sigkills + args.sigterms
@@ -165,6 +170,10 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red bold]a worker's RSS reached {report.max_rss_mb} MB > {args.max_rss_mb} MB[/]")
         return 4
     return 0
+
+
+def _raise_interrupt(signum: int, _: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
 
 def _rate(args: argparse.Namespace, count: int, kills: int) -> float:

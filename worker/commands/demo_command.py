@@ -24,7 +24,7 @@ from worker.logs import configure_logging
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=300, help="drawings to submit (default 300)")
-    parser.add_argument("--rate", type=float, default=0.0, help="requests/s; 0 submits as fast as possible")
+    parser.add_argument("--rate", type=float, default=60.0, help="requests/s; 0 submits as fast as possible")
     parser.add_argument("--max-workers", type=int, default=2)
     parser.add_argument("--report", type=Path, default=Path(".asyncinfer/demo-report.json"))
     parser.add_argument("--seed", type=int, default=7)

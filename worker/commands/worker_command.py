@@ -31,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"worker settings are invalid (set them as ASYNCINFER_<NAME> variables):\n{exc}", file=sys.stderr)
         return 2
-    handler = load_handler(settings.handler)
+    try:
+        handler = load_handler(settings.handler)
+    except Exception as exc:  # a missing module, a bad name or weights missing at construction
+        print(f"ASYNCINFER_HANDLER={settings.handler!r} cannot be used: {exc}", file=sys.stderr)
+        return 2
     transport = PubSubTransport(
         settings.subscription_path(),
         settings.results_topic_path(),

@@ -123,10 +123,10 @@ class PoolController:
         while not self._stop.is_set():
             try:
                 self._step(time.monotonic())
+                if self._on_tick is not None:
+                    self._on_tick(self)
             except Exception:  # the controller must outlive one bad tick
                 log.exception("controller tick failed")
-            if self._on_tick is not None:
-                self._on_tick(self)
             self._stop.wait(self._tick_s)
 
     def _step(self, now: float) -> None:

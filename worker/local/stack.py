@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,7 @@ class LocalStack:
         self.controller: PoolController | None = None
         self.state_file = config.state_dir / "stack.json"
         self._started_at = 0.0
+        self._state_lock = threading.Lock()
 
     def start(self) -> LocalStack:
         self._started_at = time.time()
@@ -146,10 +148,13 @@ class LocalStack:
         }
 
     def write_state(self) -> None:
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.status(), indent=2))
-        tmp.replace(self.state_file)
+        # Written from the controller's thread and the caller's: one writer at a time, and an
+        # atomic replace so readers never see half a file.
+        with self._state_lock:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.status(), indent=2))
+            tmp.replace(self.state_file)
 
     def stop(self) -> None:
         if self.controller is not None:
