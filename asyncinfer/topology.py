@@ -54,6 +54,11 @@ class QueueTopology:
         return f"{self.name}-results"
 
     @property
+    def results_subscription(self) -> str:
+        """An optional shared subscription for clients that do not make their own."""
+        return f"{self.name}-results-clients"
+
+    @property
     def dead_letter_topic(self) -> str:
         return f"{self.name}-dead-letter"
 

@@ -72,3 +72,11 @@ def test_zones_share_the_backlog_without_multiplying_vms() -> None:
 def test_bad_policies_say_what_to_fix(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         ScalingPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_reaction_time_is_taken_out_of_the_latency_goal() -> None:
+    # 10 req/s for 600 s would be 6000, but 270 s pass before a new VM serves: 10 * 330.
+    assert single_instance_assignment(10, 600, reaction_s=270) == 3300
+    assert ScalingPolicy(throughput_per_worker=10, target_latency_s=600, reaction_s=270).single_instance_assignment == 3300
+    with pytest.raises(PolicyError, match="reaction time"):
+        ScalingPolicy(throughput_per_worker=10, target_latency_s=200, reaction_s=270)
