@@ -27,7 +27,7 @@ import pytest
 from asyncinfer.topology import QueueTopology
 from tests.conftest import PROJECT
 from tests.support.processes import spawn_worker, stop, wait_started
-from worker.client import AsyncInferClient, Answer
+from worker.client import Answer, AsyncInferClient
 from worker.contract import InferenceRequest
 from worker.models.render import render_png
 
@@ -275,6 +275,28 @@ def test_what_fails_every_time_is_dead_lettered(edge: Served) -> None:
     answer = edge.ask(_inline("tr-dl", b"transient", model="edge"), "tr-dl")
     assert answer.kind == "dead_letter"
     assert '"nacked"' in edge.log() and "transient_model_error" in edge.log()
+
+
+def test_one_bad_image_does_not_fail_the_other_31(symbols: Served) -> None:
+    """Isolation with the real model: one poisoned item in a burst of 32 is answered alone."""
+    from worker.loadtest import render_drawings
+
+    drawings = render_drawings(31, seed=5)
+    keys = []
+    for i, (_, png) in enumerate(drawings):
+        if i == 17:
+            keys.append("iso-bad")
+            symbols.client.submit_raw(_inline("iso-bad", png[:40]), request_id="iso-bad")
+        keys.append(f"iso-{i}")
+        symbols.client.submit_raw(_inline(f"iso-{i}", png), request_id=f"iso-{i}")
+    got = symbols.client.wait(keys, timeout_s=ANSWER_TIMEOUT_S)
+    assert len(got) == 32
+    assert [k for k, a in got.items() if not a.ok] == ["iso-bad"]
+    assert got["iso-bad"].result is not None and got["iso-bad"].result.error is not None
+    assert got["iso-bad"].result.error.code == "not_an_image"
+    labels = [got[f"iso-{i}"].result.output["label"] for i in range(31)]  # type: ignore[union-attr,index]
+    # The real model still answers the good ones correctly (it is ~99% accurate on rendered symbols).
+    assert sum(label == truth for label, (truth, _) in zip(labels, drawings, strict=True)) >= 28
 
 
 def test_workers_still_serve_after_the_poison(symbols: Served, edge: Served) -> None:

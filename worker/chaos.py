@@ -124,9 +124,10 @@ class RssSampler:
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+        self._last_bytes: dict[int, int] = {}
         self.peak_bytes: dict[int, int] = {}
-        #: The first sample of each pid: the worker's footprint before it held much, if it started idle.
-        self.first_bytes: dict[int, int] = {}
+        #: RSS of each worker serving when mark_baseline() ran: model loaded, nothing held yet.
+        self.baseline_bytes: dict[int, int] = {}
 
     def start(self) -> RssSampler:
         self._thread.start()
@@ -138,8 +139,8 @@ class RssSampler:
                 rss = int(self._psutil.Process(pid).memory_info().rss)
             except (self._psutil.NoSuchProcess, self._psutil.AccessDenied, self._psutil.ZombieProcess):
                 continue
-            self.first_bytes.setdefault(pid, rss)
             self.peak_bytes[pid] = max(rss, self.peak_bytes.get(pid, 0))
+            self._last_bytes[pid] = rss
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -150,8 +151,19 @@ class RssSampler:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def mark_baseline(self) -> None:
+        """Remember the current RSS of the workers now serving, before the load: growth from there is
+        what holding messages costs, which is what flow control must bound."""
+        self.sample()
+        self.baseline_bytes = dict(self._last_bytes)
+
     def peak_mb(self) -> dict[str, float]:
         return {str(pid): round(b / 2**20, 1) for pid, b in sorted(self.peak_bytes.items())}
+
+    def max_growth_mb(self) -> float | None:
+        """The largest peak-minus-baseline among the workers that had a baseline."""
+        growth = [self.peak_bytes[p] - b for p, b in self.baseline_bytes.items() if p in self.peak_bytes]
+        return round(max(growth) / 2**20, 1) if growth else None
 
 
 @dataclass
@@ -277,6 +289,8 @@ class ChaosReport:
     latency_ms: dict[str, float]
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     max_rss_mb: float | None = None
+    #: Peak minus the RSS a worker had when serving before the load (workers present at the start).
+    max_rss_growth_mb: float | None = None
     error_codes: dict[str, int] = field(default_factory=dict)
     kill_log: list[dict[str, Any]] = field(default_factory=list)
 

@@ -106,8 +106,11 @@ def run(args: argparse.Namespace) -> int:
         audit = ResultAudit(status["project"], status["results_topic"])
         try:
             with AsyncInferClient.from_status(status) as client:
-                # Wait for a serving worker so the first kills land on a pool that holds messages.
-                _wait_serving(stack_victims(controller.workers), timeout_s=120)
+                # Wait for the pool to serve, so the first kills land on workers that hold messages
+                # and the RSS baseline is that of loaded, idle workers.
+                _wait_serving(stack_victims(controller.workers), max(1, config.min_workers), timeout_s=120)
+                if rss is not None:
+                    rss.mark_baseline()
                 load = run_load(
                     client, count, rate=rate, seed=args.seed, timeout_s=args.timeout,
                     show_progress=not args.quiet, peak_workers=lambda: controller.stats.peak_workers,
@@ -153,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         latency_ms=load.latency_ms,
         peak_rss_mb=rss.peak_mb() if rss is not None else {},
         max_rss_mb=max(rss.peak_mb().values(), default=None) if rss is not None else None,
+        max_rss_growth_mb=rss.max_growth_mb() if rss is not None else None,
         error_codes=load.error_codes,
         kill_log=[{"at_s": k.at_s, "pid": k.pid, "signal": k.signal} for k in killer.kills],
     )
@@ -196,9 +200,9 @@ def _rss_sampler(pids: Callable[[], Iterable[int]], console: Console) -> RssSamp
         return None
 
 
-def _wait_serving(victims: Callable[[], list[Victim]], timeout_s: float) -> None:
+def _wait_serving(victims: Callable[[], list[Victim]], want: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not victims():
+    while time.monotonic() < deadline and len(victims()) < want:
         time.sleep(0.2)
 
 
@@ -223,6 +227,7 @@ def _print(console: Console, report: ChaosReport) -> None:
         ("latency p50 / p95 / p99 (ms)", " / ".join(f"{report.latency_ms[k]:.0f}" for k in ("p50", "p95", "p99"))),
         ("throughput (req/s)", report.throughput_per_s),
         ("peak RSS per worker (MB)", ", ".join(f"{v:.0f}" for v in report.peak_rss_mb.values()) or "n/a"),
+        ("max RSS growth under load (MB)", report.max_rss_growth_mb if report.max_rss_growth_mb is not None else "n/a"),
     ]
     for name, value in rows:
         table.add_row(name, str(value))
