@@ -77,6 +77,7 @@ def test_bad_policies_say_what_to_fix(kwargs: dict[str, float], message: str) ->
 def test_reaction_time_is_taken_out_of_the_latency_goal() -> None:
     # 10 req/s for 600 s would be 6000, but 270 s pass before a new VM serves: 10 * 330.
     assert single_instance_assignment(10, 600, reaction_s=270) == 3300
-    assert ScalingPolicy(throughput_per_worker=10, target_latency_s=600, reaction_s=270).single_instance_assignment == 3300
+    policy = ScalingPolicy(throughput_per_worker=10, target_latency_s=600, reaction_s=270)
+    assert policy.single_instance_assignment == 3300
     with pytest.raises(PolicyError, match="reaction time"):
         ScalingPolicy(throughput_per_worker=10, target_latency_s=200, reaction_s=270)
