@@ -51,6 +51,17 @@ class HeldItem:
     received_at: float = field(default_factory=time.monotonic)
 
 
+@dataclass
+class FinishedBatch:
+    """A batch the model is done with, waiting for its results to be published."""
+
+    batch_id: str
+    items: list[HeldItem]
+    outputs: list[dict[str, Any] | Exception]
+    started: float
+    inference_ms: float
+
+
 class Worker:
     def __init__(self, settings: WorkerSettings, handler: ModelHandler, transport: PubSubTransport) -> None:
         self.settings = settings
@@ -60,6 +71,8 @@ class Worker:
         self.model_loaded = False
         self.load_error: str | None = None
         self._ready: queue.Queue[HeldItem] = queue.Queue()
+        self._finished: queue.Queue[FinishedBatch] = queue.Queue()
+        self._answer_thread = threading.Thread(target=self._answer_loop, name="answer", daemon=True)
         self._batcher = MicroBatcher(self._ready, settings.max_batch_size, settings.max_wait_ms / 1000)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -104,6 +117,7 @@ class Worker:
             # then replaces the VM), then exit non-zero so a supervisor restarts the process.
             self._stopping.wait(self.settings.load_failure_exit_s)
             return 1
+        self._answer_thread.start()
         self.transport.start(self._on_delivery)
         log.info(
             "worker started",
@@ -242,16 +256,31 @@ class Worker:
                 log.warning("batch failed; retrying its items one by one", size=len(batch), error=repr(exc))
                 outputs = [self._predict_alone(item.tensor) for item in batch]
             inference_ms = (time.monotonic() - started) * 1000
-            for item, output in zip(batch, outputs, strict=True):
-                self._answer_item(item, output, started, inference_ms)
-            log.info(
-                "batch done",
-                size=len(batch),
-                inference_ms=round(inference_ms, 2),
-                request_ids=[i.request.request_id for i in batch[:8]],
-            )
+            # Building, serialising and publishing results is Python work: hand it to the answer
+            # thread so the next batch's inference runs meanwhile instead of waiting for it.
+            self._finished.put(FinishedBatch(batch_id, batch, outputs, started, inference_ms))
         finally:
             structlog.contextvars.unbind_contextvars("batch_id")
+
+    def _answer_loop(self) -> None:
+        while True:
+            finished = self._finished.get()
+            structlog.contextvars.bind_contextvars(batch_id=finished.batch_id)
+            try:
+                for item, output in zip(finished.items, finished.outputs, strict=True):
+                    try:
+                        self._answer_item(item, output, finished.started, finished.inference_ms)
+                    except Exception as exc:  # never strand a message: answer it with the reason
+                        log.exception("answering failed", request_id=item.request.request_id)
+                        self._answer_error(item.delivery, item.request.request_id, "internal_error", repr(exc))
+                log.info(
+                    "batch done",
+                    size=len(finished.items),
+                    inference_ms=round(finished.inference_ms, 2),
+                    request_ids=[i.request.request_id for i in finished.items[:8]],
+                )
+            finally:
+                structlog.contextvars.unbind_contextvars("batch_id")
 
     def _predict(self, tensors: list[torch.Tensor]) -> list[dict[str, Any]]:
         if self._device.type == "cuda":
