@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads, the same for the bare loop and the worker (default 1)")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="the worker's batching window")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="device for both the bare loop and the worker (default cpu)")
     parser.add_argument("--no-noop", action="store_true", help="skip the no-op model runs")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         torch_threads=args.threads,
         max_wait_ms=args.max_wait_ms,
         noop=not args.no_noop,
+        device=args.device,
     )
     progress = (lambda _: None) if args.quiet else (lambda m: console.print(f"[dim]{m}[/]"))
     try:
