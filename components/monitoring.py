@@ -15,8 +15,9 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-#: Pub/Sub's subscription metrics are sampled every 60 s and lag up to about 2 minutes.
-METRIC_LAG_S = 120
+# Pub/Sub's subscription metrics are sampled every 60 s and lag up to about 2 minutes: one number,
+# shared with the pool's reaction time.
+from components.worker_pool import METRIC_LAG_S
 
 
 def subscription_filter(metric: str, subscription_name: str) -> str:

@@ -178,7 +178,7 @@ class Queue(pulumi.ComponentResource):
         if args.results_subscription:
             results_subscription = gcp.pubsub.Subscription(
                 f"{name}-results-clients",
-                name=f"{topo.results_topic}-clients",
+                name=topo.results_subscription,
                 topic=results_topic.id,
                 project=args.project,
                 labels=labels,

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from asyncinfer.policy import ScalingPolicy, zonal_share
+from asyncinfer.policy import zonal_floor
 from asyncinfer.schedules import BusinessCalendar, ScalingSchedule, compile_schedules, validate_schedules
 
 
@@ -73,24 +73,20 @@ class ScheduleScaler(pulumi.ComponentResource):
     def for_zones(self, zone_count: int) -> list[gcp.compute.AutoscalerAutoscalingPolicyScalingScheduleArgs]:
         """The schedules for one of `zone_count` zonal autoscalers.
 
-        Each zonal MIG owns a share of the pool-wide business minimum, rounded up exactly as
-        `policy.zonal_share` rounds the autoscaler's own minimum, so the zones together never
-        fall below the calendar's floor.
+        Each zonal MIG owns a share of the pool-wide business minimum, rounded up by
+        `policy.zonal_floor` exactly as `policy.zonal_share` rounds the autoscaler's own minimum,
+        so the zones together never fall below the calendar's floor.
         """
         if zone_count == 1:
             return list(self.scaling_schedules)
         zonal: list[ScalingSchedule] = []
         for s in self.schedules:
-            share = zonal_share(
-                ScalingPolicy(min_workers=s.min_required_replicas, max_workers=max(1, s.min_required_replicas)),
-                zone_count,
-            )
             zonal.append(
                 ScalingSchedule(
                     name=s.name,
                     schedule=s.schedule,
                     duration_sec=s.duration_sec,
-                    min_required_replicas=share.min_workers,
+                    min_required_replicas=zonal_floor(s.min_required_replicas, zone_count),
                     time_zone=s.time_zone,
                     description=f"{s.description}; this zone's share of {zone_count}",
                 )

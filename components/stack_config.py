@@ -21,7 +21,17 @@ from pydantic.alias_generators import to_camel
 from asyncinfer.policy import PolicyError, ScalingPolicy
 from asyncinfer.schedules import BusinessCalendar, ScheduleError
 from asyncinfer.topology import QueueTopology
-from components.worker_pool import STOP_TIMEOUT_S, CustomMetric, PoolConfigError, validate_gpu
+from components.worker_pool import (
+    BAKED_BOOT_TO_READY_S,
+    METRIC_LAG_S,
+    METRIC_PERIOD_S,
+    STOP_TIMEOUT_S,
+    UNBAKED_EXTRA_S,
+    CustomMetric,
+    PoolConfigError,
+    reaction_time_s,
+    validate_gpu,
+)
 
 NAMESPACE = "asyncinfer"
 GCP_KEYS = ("gcp:project", "gcp:region", "gcp:zone")
@@ -68,8 +78,13 @@ class StackConfig(BaseModel):
     network: str = "default"
     subnetwork: str | None = None
     external_ip: bool = False
+    create_nat: bool = True
     secure_boot: bool = False
-    boot_to_ready_s: int = Field(default=90, ge=1, le=3600)
+    #: Unset: 90 s with a baked image, 90 + 420 s without (see `image_baked`).
+    boot_to_ready_s: int | None = Field(default=None, ge=1, le=3600)
+    #: False for an existingImage/existingFamily that lacks the driver or the worker image, so every
+    #: new VM installs and pulls them at boot.
+    image_baked: bool = True
 
     # --- scaling
     min_vms: int = Field(default=0, ge=0)
@@ -177,6 +192,23 @@ class StackConfig(BaseModel):
         check("asyncinfer:model (defaults to the stack name)", lambda: QueueTopology(name=self.model_name))
         check("asyncinfer (queue settings)", self.topology)
         check("asyncinfer:timeZone / business hours / country", self.calendar)
+        if not self.image_baked and not (self.existing_image or self.existing_family):
+            problems.append(
+                "asyncinfer:imageBaked: false only describes an asyncinfer:existingImage / existingFamily; "
+                "without one the stack bakes its own image. Remove the key or name the image."
+            )
+        if self.backlog_per_vm is None and self.latency_goal_s <= self.reaction_s:
+            boot_key = "asyncinfer:bootToReadyS" if self.boot_to_ready_s is not None else (
+                "asyncinfer:bootToReadyS (default for "
+                + ("a baked image)" if self.image_baked else "an unbaked image: asyncinfer:imageBaked false)")
+            )
+            problems.append(
+                f"asyncinfer:latencyGoalS ({self.latency_goal_s:g} s) is not longer than the pool's reaction time "
+                f"({self.reaction_s:g} s = {METRIC_PERIOD_S} s metric sampling + {METRIC_LAG_S} s metric lag + "
+                f"{self.boot_to_ready} s {boot_key}): no assignment can meet it. Raise asyncinfer:latencyGoalS "
+                f"above {self.reaction_s:g}, shorten the boot (bake the image), or set asyncinfer:backlogPerVm "
+                "together with asyncinfer:minVms >= 1."
+            )
         if not problems:
             check("asyncinfer:minVms / maxVms / throughputPerVm / latencyGoalS", self.policy)
         if self.zone is not None and not self.zone.startswith(f"{self.region}-"):
@@ -224,6 +256,18 @@ class StackConfig(BaseModel):
             exactly_once_delivery=self.exactly_once,
         )
 
+    @property
+    def boot_to_ready(self) -> int:
+        """VM start to worker ready: the measured value if given, else the baked or unbaked default."""
+        if self.boot_to_ready_s is not None:
+            return self.boot_to_ready_s
+        return BAKED_BOOT_TO_READY_S + (0 if self.image_baked else UNBAKED_EXTRA_S)
+
+    @property
+    def reaction_s(self) -> float:
+        """Metric sampling + metric lag + boot: how long new backlog waits before a new VM serves it."""
+        return reaction_time_s(self.boot_to_ready)
+
     def policy(self) -> ScalingPolicy:
         return ScalingPolicy(
             min_workers=self.min_vms,
@@ -231,6 +275,7 @@ class StackConfig(BaseModel):
             throughput_per_worker=self.throughput_per_vm,
             target_latency_s=self.latency_goal_s,
             backlog_per_worker=self.backlog_per_vm,
+            reaction_s=self.reaction_s,
         )
 
     def calendar(self) -> BusinessCalendar:

@@ -29,6 +29,20 @@ HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
 #: Spot preemption leaves about 30 s; `docker stop` must end (SIGKILL included) before the power-off.
 PREEMPTION_NOTICE_S = 30
 STOP_TIMEOUT_S = 25
+#: num_undelivered_messages is sampled every 60 s and reaches the autoscaler up to 2 min late
+#: (DESIGN.md section 1): new backlog waits this long before any VM is even asked for.
+METRIC_PERIOD_S = 60
+METRIC_LAG_S = 120
+#: VM start to worker ready with the baked image (to be measured); an unbaked image adds the
+#: driver install and the container pull at every scale-out (the seed measured 3.5 + 3.5 min).
+BAKED_BOOT_TO_READY_S = 90
+UNBAKED_EXTRA_S = 420
+
+
+def reaction_time_s(boot_to_ready_s: float) -> float:
+    """How long new backlog waits before a new VM can take it: one metric sample, the metric's lag,
+    then the boot. The simulator derives the same sum from its own timing (tests hold them equal)."""
+    return METRIC_PERIOD_S + METRIC_LAG_S + boot_to_ready_s
 
 #: GPU type -> machine-type prefixes it can be attached to (or comes with).
 GPU_MACHINE_SERIES: dict[str, tuple[str, ...]] = {
@@ -129,8 +143,14 @@ class GpuWorkerPoolArgs:
     boot_disk_type: str = "pd-balanced"
     network: str = "default"
     subnetwork: str | None = None
-    #: Off by default: workers only pull and publish, which Private Google Access or Cloud NAT serves.
+    #: Off by default: workers only pull and publish, which Cloud NAT (below) or Private Google Access
+    #: on the subnet serves.
     external_ip: bool = False
+    #: A Cloud Router + Cloud NAT for the pool's region and network, so VMs without an external IP
+    #: reach Pub/Sub, Artifact Registry and Cloud Logging on the first `pulumi up`. Turn it off when
+    #: the network already has a NAT for the region (one NAT per subnet range; a second stack on the
+    #: same network must turn it off) or the subnet has Private Google Access.
+    create_nat: bool = True
     #: NVIDIA's DKMS kernel modules are unsigned, so Secure Boot would refuse to load them; turn it on
     #: only with an image whose driver is signed with an enrolled key.
     secure_boot: bool = False
@@ -144,8 +164,9 @@ class GpuWorkerPoolArgs:
     health_path: str = "/healthz"
     worker_env: Mapping[str, str] = field(default_factory=dict)
 
-    #: Measured VM-start-to-worker-ready time: the autoscaler's cooldown and the autohealer's grace.
-    boot_to_ready_s: int = 90
+    #: Measured VM-start-to-worker-ready time: the autoscaler's cooldown, the autohealer's grace and
+    #: part of the reaction time that the scaling assignment leaves out of the latency goal.
+    boot_to_ready_s: int = BAKED_BOOT_TO_READY_S
     cpu_utilization_target: float | None = None
     custom_metrics: Sequence[CustomMetric] = ()
     #: A fixed count (not a percent) so the last VM of a zone can always leave: scale to zero.
@@ -182,6 +203,13 @@ class GpuWorkerPoolArgs:
             )
         if self.boot_to_ready_s < 1:
             raise PoolConfigError("boot_to_ready_s must be at least 1 second.")
+        if self.policy.backlog_per_worker is None and self.reaction_s >= self.policy.target_latency_s:
+            raise PoolConfigError(
+                f"the latency goal ({self.policy.target_latency_s:g} s) is not longer than the pool's reaction "
+                f"time ({self.reaction_s:g} s = {METRIC_PERIOD_S} s metric sampling + {METRIC_LAG_S} s metric lag "
+                f"+ {self.boot_to_ready_s} s boot_to_ready_s): raise the latency goal, bake the image to shorten "
+                "the boot, or give policy.backlog_per_worker (with a floor of min workers >= 1)."
+            )
         if self.scale_in_max_percent is not None and not 0 < self.scale_in_max_percent <= 100:
             raise PoolConfigError("scale_in_max_percent must be between 1 and 100.")
         if self.scale_in_max_replicas < 1:
@@ -204,6 +232,15 @@ class GpuWorkerPoolArgs:
         return max(self.policy.min_workers, base)
 
     @property
+    def reaction_s(self) -> float:
+        """The policy's reaction time when it gives one, else sampling + lag + this pool's boot."""
+        return self.policy.reaction_s or reaction_time_s(self.boot_to_ready_s)
+
+    @property
+    def nat(self) -> bool:
+        return self.create_nat and not self.external_ip
+
+    @property
     def share(self) -> ZonalShare:
         pool_policy = ScalingPolicy(
             min_workers=self.min_workers,
@@ -212,6 +249,7 @@ class GpuWorkerPoolArgs:
             target_latency_s=self.policy.target_latency_s,
             scale_in_stabilization_s=self.policy.scale_in_stabilization_s,
             backlog_per_worker=self.policy.backlog_per_worker,
+            reaction_s=self.reaction_s,
         )
         return zonal_share(pool_policy, len(self.zones))
 
@@ -262,6 +300,8 @@ class GpuWorkerPool(pulumi.ComponentResource):
     instance_group_manager_ids: list[pulumi.Output[str]]
     instance_group_names: list[pulumi.Output[str]]
     autoscaler_ids: list[pulumi.Output[str]]
+    #: None when the network's egress is someone else's (create_nat off, or external IPs).
+    nat_name: pulumi.Output[str] | None
     share: ZonalShare
 
     def __init__(self, name: str, args: GpuWorkerPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -410,6 +450,10 @@ class GpuWorkerPool(pulumi.ComponentResource):
             opts=child,
         )
 
+        nat: gcp.compute.RouterNat | None = None
+        if args.nat:
+            nat = self._cloud_nat(name, args)
+
         metric_filter = pulumi.Output.from_input(args.subscription_name).apply(backlog_filter)
         metrics = [
             gcp.compute.AutoscalerAutoscalingPolicyMetricArgs(
@@ -468,7 +512,8 @@ class GpuWorkerPool(pulumi.ComponentResource):
                     health_check=health_check.id, initial_delay_sec=args.boot_to_ready_s
                 ),
                 wait_for_instances=False,
-                opts=child,
+                # A VM that boots before its egress exists cannot reach Pub/Sub and is healed in a loop.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[nat] if nat is not None else None),
             )
             autoscaler = gcp.compute.Autoscaler(
                 f"{name}-{zone}-autoscaler",
@@ -494,6 +539,7 @@ class GpuWorkerPool(pulumi.ComponentResource):
             autoscaler_ids.append(autoscaler.id)
 
         self.share = share
+        self.nat_name = nat.name if nat is not None else None
         self.service_account_email = account.email
         self.instance_template_self_link = template.self_link
         self.health_check_id = health_check.id
@@ -508,8 +554,57 @@ class GpuWorkerPool(pulumi.ComponentResource):
                 "instance_group_manager_ids": self.instance_group_manager_ids,
                 "instance_group_names": self.instance_group_names,
                 "autoscaler_ids": self.autoscaler_ids,
+                "nat_name": self.nat_name,
                 "zonal_min": share.min_workers,
                 "zonal_max": share.max_workers,
                 "zonal_single_instance_assignment": share.single_instance_assignment,
             }
         )
+
+    def _cloud_nat(self, name: str, args: GpuWorkerPoolArgs) -> gcp.compute.RouterNat:
+        """Egress for VMs without external IPs: the default network's subnets have Private Google
+        Access off, so without this a worker can reach neither Pub/Sub nor Artifact Registry."""
+        child = pulumi.ResourceOptions(parent=self)
+        router = gcp.compute.Router(
+            f"{name}-router",
+            project=args.project,
+            region=args.region,
+            network=args.network,
+            description=f"Cloud NAT for asyncinfer {args.model} GPU workers",
+            opts=child,
+        )
+        subnetwork = nat_subnetwork(args.network, args.subnetwork)
+        if subnetwork is None:
+            ranges = "ALL_SUBNETWORKS_ALL_IP_RANGES"
+            subnetworks = None
+        else:
+            # Only the pool's subnet: a NAT for every subnet of the region would stop any other NAT
+            # (another team's) from serving the rest of the network.
+            ranges = "LIST_OF_SUBNETWORKS"
+            link = (
+                pulumi.Output.from_input(subnetwork)
+                if "/" in subnetwork
+                else pulumi.Output.concat(
+                    "projects/", args.project, "/regions/", args.region, "/subnetworks/", subnetwork
+                )
+            )
+            subnetworks = [gcp.compute.RouterNatSubnetworkArgs(name=link, source_ip_ranges_to_nats=["ALL_IP_RANGES"])]
+        return gcp.compute.RouterNat(
+            f"{name}-nat",
+            project=args.project,
+            region=args.region,
+            router=router.name,
+            nat_ip_allocate_option="AUTO_ONLY",
+            source_subnetwork_ip_ranges_to_nat=ranges,
+            subnetworks=subnetworks,
+            log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
+            opts=child,
+        )
+
+
+def nat_subnetwork(network: str, subnetwork: str | None) -> str | None:
+    """The subnet the pool's NAT serves: the one named, or `default` on the default network (an
+    auto-mode network names its subnet in every region `default`); None means every subnet."""
+    if subnetwork:
+        return subnetwork
+    return "default" if network == "default" else None

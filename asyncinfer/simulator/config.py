@@ -82,7 +82,8 @@ class AsyncConfig(_Strict):
     max_vms: int = Field(default=10, ge=1)
     #: The goal: requests answered within this many seconds count as meeting the SLO.
     latency_goal_s: float = Field(default=600.0, gt=0)
-    #: single_instance_assignment given directly; otherwise throughput_per_vm * latency_goal_s.
+    #: single_instance_assignment given directly; otherwise throughput_per_vm * (latency_goal_s -
+    #: reaction_s), as the components derive it.
     backlog_per_vm: float | None = Field(default=None, gt=0)
     #: Requests/s one VM sustains; defaults to what full batches give.
     throughput_per_vm: float | None = Field(default=None, gt=0)
@@ -119,6 +120,14 @@ class AsyncConfig(_Strict):
     @model_validator(mode="after")
     def _check_with_shared_rules(self) -> AsyncConfig:
         # The policy and the calendar validate themselves; surface their messages at load time.
+        if self.backlog_per_vm is None and self.reaction_s >= self.latency_goal_s:
+            raise ValueError(
+                f"latency_goal_s ({self.latency_goal_s:g}) is not longer than the pool's reaction time "
+                f"({self.reaction_s:g} s = metric_period_s {self.metric_period_s:g} + metric_lag_s "
+                f"{self.metric_lag_s:g} + {self.ready_after_s:g} s to ready"
+                f"{'' if self.baked else ' unbaked'}): raise latency_goal_s, bake the image (baked: true), "
+                "or give backlog_per_vm."
+            )
         try:
             self.policy()
             if self.calendar is not None:
@@ -136,7 +145,14 @@ class AsyncConfig(_Strict):
             target_latency_s=self.latency_goal_s,
             scale_in_stabilization_s=self.stabilization_s,
             backlog_per_worker=self.backlog_per_vm,
+            reaction_s=self.reaction_s,
         )
+
+    @property
+    def reaction_s(self) -> float:
+        """New backlog waits this long before a new VM serves it: the next metric sample, the metric's
+        lag, the boot to ready (baked or not). The components' `reaction_time_s` is the same sum."""
+        return self.metric_period_s + self.metric_lag_s + self.ready_after_s
 
     @property
     def ready_after_s(self) -> float:

@@ -21,7 +21,9 @@ Events are kept in a heap; a week of ~300k requests is a few hundred thousand ev
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -59,9 +61,28 @@ class _Vm:
         self.done_at = 0.0
 
 
+@dataclass(frozen=True)
+class StopRule:
+    """Stop a run as soon as it provably fails a goal (a search needs no more of it).
+
+    A request is a sure miss once it was answered after the goal, dead-lettered, or is still waiting
+    unpulled after the goal has passed. The run stops when sure misses reach `misses`, or at the
+    first dead letter with `errors`. A stopped run's unanswered requests count as errors, so its
+    summary fails the goal too; everything up to the stop is exactly the full run's.
+    """
+
+    misses: int
+    errors: bool = False
+
+
 class _AsyncRun:
-    def __init__(self, config: AsyncConfig, trace: Trace) -> None:
+    def __init__(self, config: AsyncConfig, trace: Trace, stop: StopRule | None = None) -> None:
         self.cfg = config
+        self.stop = stop
+        self.stopped_at: float | None = None
+        self.late_done = 0
+        # Rounding must not count a request that is exactly on time: the count stays a lower bound.
+        self.late_cut_s = config.latency_goal_s + 1e-6
         self.policy = config.policy()
         self.stabilizer = ScaleInStabilizer(config.stabilization_s)
         self.floors: FloorSchedule = floor_schedule(
@@ -171,8 +192,14 @@ class _AsyncRun:
     def on_done(self, vm: _Vm, t: float) -> None:
         if vm.slot >= 0:
             self.range_time[vm.slot] = t
+            if self.stop is not None:
+                start = self.range_start[vm.slot]
+                end = start + self.range_len[vm.slot]
+                self.late_done += bisect_left(self.arr, t - self.late_cut_s, start, end) - start
         if vm.extra is not None:
             self.extras_done.append((vm.extra, t))
+            if self.stop is not None:
+                self.late_done += int(np.count_nonzero(t - self.arrivals[vm.extra] > self.late_cut_s))
         self.acked += vm.n
         self.last_resolved_at = t
         vm.n, vm.slot, vm.extra = 0, -1, None
@@ -294,6 +321,16 @@ class _AsyncRun:
         self.push(t + self.cfg.metric_lag_s, EV_DECIDE, index)
         self.push(t + self.cfg.metric_period_s, EV_SAMPLE)
 
+    def fails_goal(self, t: float) -> bool:
+        """Whether the stop rule's limit is reached: the run can no longer meet the goal."""
+        rule = self.stop
+        if rule is None:
+            return False
+        if rule.errors and self.dead:
+            return True
+        overdue = max(0, bisect_left(self.arr, t - self.late_cut_s) - self.pulled)
+        return self.late_done + overdue + self.dead >= rule.misses
+
     def on_decide(self, t: float, sample_index: int) -> None:
         floor = self.floors.at(t)
         wanted = recommended_workers(self.samples[sample_index], self.policy, floor)
@@ -344,6 +381,9 @@ class _AsyncRun:
                     self.dispatch(t)
             elif kind == EV_SAMPLE:
                 self.on_sample(t)
+                if self.fails_goal(t):
+                    self.stopped_at = end = t
+                    break
             elif kind == EV_DECIDE:
                 self.on_decide(t, ref)
             elif kind == EV_GONE:
@@ -410,10 +450,12 @@ class _AsyncRun:
                 "ready_after_s": self.cfg.ready_after_s,
                 "spot": self.cfg.spot,
                 "baked": self.cfg.baked,
+                "reaction_s": self.cfg.reaction_s,
+                "stopped_at_s": self.stopped_at,
             },
         )
 
 
-def simulate_async(config: AsyncConfig, trace: Trace) -> RunResult:
-    """Run one asyncinfer pool over a trace."""
-    return _AsyncRun(config, trace).run()
+def simulate_async(config: AsyncConfig, trace: Trace, stop: StopRule | None = None) -> RunResult:
+    """Run one asyncinfer pool over a trace; with `stop`, only until it provably fails the goal."""
+    return _AsyncRun(config, trace, stop).run()

@@ -87,7 +87,10 @@ def test_options_results_subscription_schema_exactly_once(engine: Engine) -> Non
         )
     )
     assert graph.count(SUBSCRIPTION) == 3
-    assert graph.by_name("q-results-clients").inputs["topic"] == "projects/test-project/topics/symbols-results"
+    clients = graph.by_name("q-results-clients").inputs
+    assert clients["topic"] == "projects/test-project/topics/symbols-results"
+    # The same name the local stack creates: both come from the topology.
+    assert clients["name"] == topo.results_subscription == "symbols-results-clients"
     assert graph.by_name("q-requests-workers").inputs["enableExactlyOnceDelivery"] is True
     schema = graph.one("gcp:pubsub/schema:Schema")
     assert graph.by_name("q-requests").inputs["schemaSettings"]["schema"] == schema.id

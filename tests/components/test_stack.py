@@ -31,7 +31,11 @@ def test_defaults_from_one_key() -> None:
     assert parsed.pool_zones == ["asia-northeast1-a"]
     assert (parsed.gpu_type, parsed.machine_type, parsed.gpu_count) == ("nvidia-l4", "g2-standard-4", 1)
     assert (parsed.min_vms, parsed.max_vms, parsed.latency_goal_s, parsed.throughput_per_vm) == (0, 4, 600, 10)
-    assert parsed.policy().single_instance_assignment == 6000
+    # 10 drawings/s for what is left of 600 s after 60 s sampling + 120 s lag + 90 s baked boot.
+    assert parsed.reaction_s == 270
+    assert parsed.policy().reaction_s == 270
+    assert parsed.policy().single_instance_assignment == 10 * (600 - 270) == 3300
+    assert (parsed.network, parsed.subnetwork, parsed.create_nat) == ("default", None, True)
     calendar = parsed.calendar()
     assert (calendar.country, calendar.time_zone, calendar.weekdays) == ("JP", "Asia/Tokyo", (0, 1, 2, 3, 4))
     assert (calendar.business_start_hour, calendar.business_end_hour, calendar.business_min_workers) == (9, 18, 1)
@@ -70,6 +74,17 @@ def test_gcp_zone_and_structured_values() -> None:
             "asyncinfer:image: required and missing; set it with `pulumi config set asyncinfer:image",
         ),
         ({"asyncinfer:image": IMAGE}, "gcp:project: required and missing"),
+        (
+            config(latencyGoalS=240),
+            "asyncinfer:latencyGoalS (240 s) is not longer than the pool's reaction time (270 s = 60 s metric "
+            "sampling + 120 s metric lag + 90 s asyncinfer:bootToReadyS",
+        ),
+        (
+            config(existingFamily="dlvm", imageBaked="false"),
+            "asyncinfer:latencyGoalS (600 s) is not longer than the pool's reaction time (690 s = 60 s metric "
+            "sampling + 120 s metric lag + 510 s asyncinfer:bootToReadyS (default for an unbaked image",
+        ),
+        (config(imageBaked="false"), "asyncinfer:imageBaked: false only describes"),
     ],
 )
 def test_bad_configuration_names_the_key_and_creates_nothing(
@@ -79,6 +94,39 @@ def test_bad_configuration_names_the_key_and_creates_nothing(
         engine.run(program, config=values)
     assert expected in str(info.value)
     assert engine.graph.resources == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "reaction", "assignment"),
+    [
+        ({}, 270, 3300),
+        ({"bootToReadyS": 150}, 330, 2700),
+        ({"existingFamily": "dlvm", "imageBaked": "false", "latencyGoalS": 900}, 690, 2100),
+        # A goal shorter than the reaction is possible only with the assignment given outright.
+        ({"latencyGoalS": 240, "backlogPerVm": 500, "minVms": 1}, 270, 500),
+    ],
+)
+def test_reaction_time_comes_out_of_the_latency_goal(extra: dict[str, Any], reaction: float, assignment: float) -> None:
+    parsed = parse_stack_config(config(**extra), stack="symbols")
+    assert parsed.reaction_s == reaction
+    assert parsed.policy().single_instance_assignment == assignment
+
+
+def test_stack_pool_agrees_with_its_config(engine: Engine) -> None:
+    values = config(bootToReadyS=150)
+    graph = engine.run(lambda: program(SCHEDULE_START), config=values)
+    autoscaler = graph.one("gcp:compute/autoscaler:Autoscaler").inputs["autoscalingPolicy"]
+    assert autoscaler["metrics"][0]["singleInstanceAssignment"] == 2700
+    assert autoscaler["cooldownPeriod"] == 150
+
+
+@pytest.mark.parametrize(
+    ("extra", "nat"), [({}, True), ({"createNat": "false"}, False), ({"externalIp": "true"}, False)]
+)
+def test_stack_nat_follows_config(engine: Engine, extra: dict[str, Any], nat: bool) -> None:
+    graph = engine.run(lambda: program(SCHEDULE_START), config=config(**extra))
+    assert graph.count("gcp:compute/routerNat:RouterNat") == int(nat)
+    assert graph.count("gcp:compute/router:Router") == int(nat)
 
 
 def symbols_config() -> dict[str, str]:
@@ -105,6 +153,8 @@ def test_whole_stack_graph(engine: Engine) -> None:
         "gcp:compute/instanceTemplate:InstanceTemplate": 1,
         "gcp:compute/healthCheck:HealthCheck": 1,
         "gcp:compute/firewall:Firewall": 1,
+        "gcp:compute/router:Router": 1,
+        "gcp:compute/routerNat:RouterNat": 1,
         "gcp:compute/instanceGroupManager:InstanceGroupManager": 2,
         "gcp:compute/autoscaler:Autoscaler": 2,
         "gcp:monitoring/dashboard:Dashboard": 1,
@@ -122,7 +172,8 @@ def test_whole_stack_graph(engine: Engine) -> None:
     assert template["disks"][0]["sourceImage"].endswith(f"/global/images/{image}")
     for autoscaler in graph.of_type("gcp:compute/autoscaler:Autoscaler"):
         policy = autoscaler.inputs["autoscalingPolicy"]
-        assert policy["metrics"][0]["singleInstanceAssignment"] == 6000 * 2
+        # Two zones each own twice the pool's 3300 (10/s x (600 s goal - 270 s reaction)).
+        assert policy["metrics"][0]["singleInstanceAssignment"] == 3300 * 2
         assert (policy["minReplicas"], policy["maxReplicas"]) == (0, 2)
         assert 'subscription_id = "symbols-requests-workers"' in policy["metrics"][0]["filter"]
 

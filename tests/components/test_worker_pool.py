@@ -11,6 +11,8 @@ from components.queue import Queue, QueueArgs
 from components.schedule_scaler import ScheduleScaler, ScheduleScalerArgs
 from components.worker_pool import (
     BACKLOG_METRIC,
+    METRIC_LAG_S,
+    METRIC_PERIOD_S,
     STOP_TIMEOUT_S,
     CustomMetric,
     GpuWorkerPool,
@@ -228,8 +230,9 @@ def test_zone_count_divides_the_assignment(engine: Engine, zones: int) -> None:
     )
     for autoscaler in graph.of_type(AUTOSCALER):
         scaling = autoscaler.inputs["autoscalingPolicy"]
-        # Every zone sees the whole backlog, so each owns N times the assignment.
-        assert scaling["metrics"][0]["singleInstanceAssignment"] == 6000 * zones
+        # Every zone sees the whole backlog, so each owns N times the assignment: 10/s for the
+        # 600 s goal less 60 s sampling + 120 s lag + 90 s boot.
+        assert scaling["metrics"][0]["singleInstanceAssignment"] == 3300 * zones
         assert scaling["minReplicas"] == math.ceil(1 / zones)
         assert scaling["maxReplicas"] == math.ceil(5 / zones)
         assert {s["minRequiredReplicas"] for s in scaling["scalingSchedules"]} == {math.ceil(3 / zones)}
@@ -333,3 +336,61 @@ def test_bad_pool_settings_fail_before_any_resource(engine: Engine, overrides: d
     else:
         with pytest.raises(PoolConfigError, match=message):
             GpuWorkerPoolArgs(**pool_args(schedules=schedules, **overrides))
+
+
+ROUTER = "gcp:compute/router:Router"
+NAT = "gcp:compute/routerNat:RouterNat"
+
+
+def test_cloud_nat_for_the_pool_region_and_network_by_default(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool(zones=[f"{REGION}-a", f"{REGION}-b"]))
+    router = graph.one(ROUTER)
+    nat = graph.one(NAT)
+    pool = graph.one("asyncinfer:index:GpuWorkerPool")
+    assert router.parent == pool.urn and nat.parent == pool.urn
+    assert (router.inputs["region"], router.inputs["network"]) == (REGION, "default")
+    assert nat.inputs["region"] == REGION and nat.inputs["router"] == router.outputs["name"]
+    assert nat.inputs["natIpAllocateOption"] == "AUTO_ONLY"
+    # Only the pool's subnet (the default network's `default` subnet in the region), not the region.
+    assert nat.inputs["sourceSubnetworkIpRangesToNat"] == "LIST_OF_SUBNETWORKS"
+    assert nat.inputs["subnetworks"] == [
+        {"name": f"projects/{PROJECT}/regions/{REGION}/subnetworks/default", "sourceIpRangesToNats": ["ALL_IP_RANGES"]}
+    ]
+    # No VM boots before its egress exists.
+    for mig in graph.of_type(MIG):
+        assert nat.urn in mig.dependencies
+
+
+def test_cloud_nat_follows_a_custom_subnetwork(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool(network="workers", subnetwork="workers-tokyo"))
+    assert graph.one(ROUTER).inputs["network"] == "workers"
+    assert graph.one(NAT).inputs["subnetworks"][0]["name"].endswith(f"/regions/{REGION}/subnetworks/workers-tokyo")
+
+
+def test_cloud_nat_on_a_custom_network_without_a_subnet_serves_the_region(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool(network="workers"))
+    assert graph.one(NAT).inputs["sourceSubnetworkIpRangesToNat"] == "ALL_SUBNETWORKS_ALL_IP_RANGES"
+
+
+@pytest.mark.parametrize("overrides", [{"create_nat": False}, {"external_ip": True}])
+def test_no_nat_when_disabled_or_with_external_ips(engine: Engine, overrides: dict[str, Any]) -> None:
+    graph = engine.run(lambda: build_pool(**overrides))
+    assert graph.count(ROUTER) == 0 and graph.count(NAT) == 0
+
+
+def test_reaction_time_is_sampling_lag_and_boot() -> None:
+    args = GpuWorkerPoolArgs(**pool_args(boot_to_ready_s=150))
+    assert args.reaction_s == METRIC_PERIOD_S + METRIC_LAG_S + 150 == 330
+    assert args.share.single_instance_assignment == 10 * (600 - 330)
+    # A policy that states its own reaction time keeps it.
+    explicit = GpuWorkerPoolArgs(**pool_args(policy=ScalingPolicy(reaction_s=100)))
+    assert explicit.share.single_instance_assignment == 10 * (600 - 100)
+
+
+def test_latency_goal_shorter_than_reaction_fails_before_any_resource(engine: Engine) -> None:
+    with pytest.raises(PoolConfigError, match=r"reaction time \(690 s = 60 s metric sampling"):
+        GpuWorkerPoolArgs(**pool_args(boot_to_ready_s=510))
+    assert engine.graph.resources == []
+    # Given outright, the assignment needs no room for the reaction.
+    args = GpuWorkerPoolArgs(**pool_args(boot_to_ready_s=510, policy=ScalingPolicy(backlog_per_worker=800)))
+    assert args.share.single_instance_assignment == 800

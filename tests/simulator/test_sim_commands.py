@@ -37,7 +37,9 @@ def test_simulate_writes_table_json_and_plots(spiky_trace: Path, tmp_path: Path,
     config = tmp_path / "configs.json"
     config.write_text(json.dumps([
         {"name": "baked", "max_vms": 8, "calendar": {"business_min_vms": 1}},
-        {"name": "unbaked", "max_vms": 8, "baked": False},
+        # Unbaked, 60 + 120 + 510 s of reaction leave nothing of a 600 s goal: the policy refuses to
+        # derive an assignment, so this pool uses the baked one's, 3.2/s x (600 - 270) s.
+        {"name": "unbaked", "max_vms": 8, "baked": False, "backlog_per_vm": 1056},
     ]))
     out, report = tmp_path / "plots", tmp_path / "report.json"
     code = simulate_command.run(_args(simulate_command, [
@@ -102,3 +104,35 @@ def test_tune_reports_an_unreachable_goal(spiky_trace: Path, capsys: pytest.Capt
         "--backlog-per-vm", "100", "--jobs", "1"]))
     assert code == 1
     assert "No setting meets the goal" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("criterion", "target"), [("p95", 0.99), ("slo", 0.999), ("slo", 0.9)])
+def test_stopping_failed_runs_never_changes_which_runs_meet_the_goal(
+    spiky_trace: Path, criterion: str, target: float
+) -> None:
+    trace = load_trace(spiky_trace)
+    rule = tune_command.stop_rule(criterion, target, trace.count)
+    stopped_any = False
+    for backlog, top in ((50.0, 16), (200.0, 8), (800.0, 4), (5000.0, 2), (5000.0, 16)):
+        config = tune_command.AsyncConfig(name="x", latency_goal_s=300, backlog_per_vm=backlog, max_vms=top)
+        full = simulate_async(config, trace).summary()
+        cut = simulate_async(config, trace, rule).summary()
+        meets = tune_command.meets_goal(full, criterion, target)
+        assert tune_command.meets_goal(cut, criterion, target) == meets
+        if meets:
+            assert cut == full  # a run that meets the goal always runs to its end
+        stopped_any |= cut["stopped_at_s"] is not None
+    assert stopped_any
+
+
+def test_tune_with_and_without_stopping_gives_the_same_table(
+    spiky_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--trace", str(spiky_trace), "--latency-goal", "300", "--max-vms", "2", "4", "8", "--business-min",
+            "0", "1", "--jobs", "1"]
+    assert tune_command.run(_args(tune_command, argv)) == 0
+    fast = capsys.readouterr().out
+    assert tune_command.run(_args(tune_command, [*argv, "--full-runs"])) == 0
+    full = capsys.readouterr().out
+    assert fast.split("\n", 1)[1] == full.split("\n", 1)[1]  # all but the timing line
+    assert "0 stopped" in full and " 0 stopped" not in fast

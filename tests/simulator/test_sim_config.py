@@ -20,7 +20,7 @@ def test_a_file_may_hold_several_designs(tmp_path: Path) -> None:
 def test_yaml(tmp_path: Path) -> None:
     pytest.importorskip("yaml")
     path = tmp_path / "c.yaml"
-    path.write_text("name: y\nbaked: false\ncalendar:\n  business_min_vms: 2\n")
+    path.write_text("name: y\nbaked: false\nlatency_goal_s: 900\ncalendar:\n  business_min_vms: 2\n")
     (config,) = load_configs(path)
     assert isinstance(config, AsyncConfig)
     assert config.ready_after_s == 90 + 420
@@ -35,6 +35,8 @@ def test_yaml(tmp_path: Path) -> None:
         ({"name": "x", "gpu": "tpu-v9"}, "price_per_hour"),
         ({"name": "x", "calendar": {"time_zone": "Mars/Olympus"}}, "IANA"),
         ({"kind": "serverless"}, "kind"),
+        # 60 s sampling + 120 s lag + 90 s boot + 420 s unbaked: a 10-minute goal cannot be met.
+        ({"name": "x", "baked": False}, r"reaction time \(690 s = metric_period_s 60 \+ metric_lag_s 120"),
     ],
 )
 def test_bad_configurations_name_the_key(document: dict[str, object], fragment: str) -> None:
@@ -48,3 +50,38 @@ def test_prices() -> None:
     assert price_per_hour("nvidia-l4", spot=True) == PRICE_TABLE["nvidia-l4"].spot_usd_per_hour
     assert price_per_hour("anything", spot=False, override=1.25) == 1.25
     assert billed_seconds(10) == 60 and billed_seconds(61.5) == 61.5
+
+
+@pytest.mark.parametrize(
+    ("settings", "reaction", "assignment"),
+    [
+        ({}, 270, 3.2 * (600 - 270)),
+        ({"baked": False, "latency_goal_s": 900}, 690, 3.2 * (900 - 690)),
+        ({"metric_lag_s": 0}, 150, 3.2 * (600 - 150)),
+        ({"backlog_per_vm": 1440}, 270, 1440),
+    ],
+)
+def test_assignment_leaves_the_reaction_time_out_of_the_goal(
+    settings: dict[str, object], reaction: float, assignment: float
+) -> None:
+    config = AsyncConfig.model_validate({"name": "x", **settings})
+    assert config.reaction_s == reaction
+    assert config.policy().reaction_s == reaction
+    assert config.policy().single_instance_assignment == pytest.approx(assignment)
+
+
+def test_simulator_and_components_derive_the_same_policy() -> None:
+    """DESIGN.md section 3: one policy. The default pool of the simulator and of a stack, at the same
+    throughput and goal, must hand GCE the same assignment."""
+    pytest.importorskip("pulumi_gcp")
+    from components.stack_config import parse_stack_config
+
+    for baked, goal in ((True, 600.0), (False, 900.0)):
+        sim = AsyncConfig(name="x", baked=baked, latency_goal_s=goal)
+        values = {"asyncinfer:image": "r/i:1", "gcp:project": "p", "asyncinfer:latencyGoalS": str(goal),
+                  "asyncinfer:throughputPerVm": str(sim.batch.full_batch_throughput)}
+        if not baked:
+            values |= {"asyncinfer:existingFamily": "dlvm", "asyncinfer:imageBaked": "false"}
+        stack = parse_stack_config(values, stack="symbols")
+        assert stack.reaction_s == sim.reaction_s
+        assert stack.policy().single_instance_assignment == pytest.approx(sim.policy().single_instance_assignment)
