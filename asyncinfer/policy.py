@@ -14,6 +14,19 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+#: GCE samples subscription/num_undelivered_messages every 60 s and the autoscaler may see a sample up
+#: to 2 min late (DESIGN.md section 1): new backlog waits this long before any VM is even asked for.
+GCE_METRIC_PERIOD_S = 60.0
+GCE_METRIC_LAG_S = 120.0
+
+
+def reaction_time_s(
+    boot_to_ready_s: float, metric_period_s: float = GCE_METRIC_PERIOD_S, metric_lag_s: float = GCE_METRIC_LAG_S
+) -> float:
+    """How long new backlog waits before a new worker can take it: the next metric sample, the
+    metric's lag, then the worker's boot to ready. The components and the simulator both use this."""
+    return metric_period_s + metric_lag_s + boot_to_ready_s
+
 
 class PolicyError(ValueError):
     """A scaling configuration that cannot work; the message names the setting and the fix."""

@@ -18,7 +18,14 @@ from pathlib import Path
 import pulumi
 import pulumi_gcp as gcp
 
-from asyncinfer.policy import ScalingPolicy, ZonalShare, zonal_share
+from asyncinfer.policy import (
+    GCE_METRIC_LAG_S,
+    GCE_METRIC_PERIOD_S,
+    ScalingPolicy,
+    ZonalShare,
+    reaction_time_s,
+    zonal_share,
+)
 from components.schedule_scaler import ScheduleScaler
 
 IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
@@ -29,20 +36,13 @@ HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
 #: Spot preemption leaves about 30 s; `docker stop` must end (SIGKILL included) before the power-off.
 PREEMPTION_NOTICE_S = 30
 STOP_TIMEOUT_S = 25
-#: num_undelivered_messages is sampled every 60 s and reaches the autoscaler up to 2 min late
-#: (DESIGN.md section 1): new backlog waits this long before any VM is even asked for.
-METRIC_PERIOD_S = 60
-METRIC_LAG_S = 120
+METRIC_PERIOD_S = int(GCE_METRIC_PERIOD_S)
+METRIC_LAG_S = int(GCE_METRIC_LAG_S)
 #: VM start to worker ready with the baked image (to be measured); an unbaked image adds the
 #: driver install and the container pull at every scale-out (the seed measured 3.5 + 3.5 min).
 BAKED_BOOT_TO_READY_S = 90
 UNBAKED_EXTRA_S = 420
 
-
-def reaction_time_s(boot_to_ready_s: float) -> float:
-    """How long new backlog waits before a new VM can take it: one metric sample, the metric's lag,
-    then the boot. The simulator derives the same sum from its own timing (tests hold them equal)."""
-    return METRIC_PERIOD_S + METRIC_LAG_S + boot_to_ready_s
 
 #: GPU type -> machine-type prefixes it can be attached to (or comes with).
 GPU_MACHINE_SERIES: dict[str, tuple[str, ...]] = {

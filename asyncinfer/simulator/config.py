@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from asyncinfer.policy import PolicyError, ScalingPolicy
+from asyncinfer.policy import GCE_METRIC_LAG_S, GCE_METRIC_PERIOD_S, PolicyError, ScalingPolicy, reaction_time_s
 from asyncinfer.schedules import BusinessCalendar, ScheduleError
 from asyncinfer.simulator.prices import price_per_hour
 
@@ -107,8 +107,8 @@ class AsyncConfig(_Strict):
     stockout_retry_s: float = Field(default=300.0, gt=0)
 
     #: num_undelivered_messages is sampled this often and reaches the autoscaler this late.
-    metric_period_s: float = Field(default=60.0, gt=0)
-    metric_lag_s: float = Field(default=120.0, ge=0)
+    metric_period_s: float = Field(default=GCE_METRIC_PERIOD_S, gt=0)
+    metric_lag_s: float = Field(default=GCE_METRIC_LAG_S, ge=0)
     stabilization_s: float = Field(default=600.0, ge=0)
     max_delivery_attempts: int = Field(default=5, ge=1)
 
@@ -151,8 +151,8 @@ class AsyncConfig(_Strict):
     @property
     def reaction_s(self) -> float:
         """New backlog waits this long before a new VM serves it: the next metric sample, the metric's
-        lag, the boot to ready (baked or not). The components' `reaction_time_s` is the same sum."""
-        return self.metric_period_s + self.metric_lag_s + self.ready_after_s
+        lag, the boot to ready (baked or not): the same shared sum the components use."""
+        return reaction_time_s(self.ready_after_s, self.metric_period_s, self.metric_lag_s)
 
     @property
     def ready_after_s(self) -> float:
