@@ -30,7 +30,7 @@ log = structlog.get_logger("asyncinfer.transport")
 #: A long poll: the server answers as soon as a message arrives, or empty after this long.
 PULL_TIMEOUT_S = 2.0
 #: How long one lease extension lasts; renewed at a third of it, so a stalled renewal has slack.
-LEASE_S = 60
+LEASE_S = 30
 #: The lease loop's tick. A new message is first extended within this, well inside Pub/Sub's
 #: smallest ack deadline (10 s).
 LEASE_TICK_S = 2.0

@@ -60,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pool floor; default = --max-workers, so every kill is replaced at once")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--queue", default="chaos", help="queue name (several runs may share an emulator)")
+    parser.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra worker setting, e.g. ASYNCINFER_RESULT_CACHE_SIZE=0 (repeatable)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the last answer")
     parser.add_argument("--max-rss-mb", type=float, default=None, help="fail if a worker's peak RSS passes this")
@@ -83,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         min_workers=args.max_workers if args.min_workers is None else args.min_workers,
         max_batch_size=args.max_batch_size,
         state_dir=args.state_dir,
+        extra_worker_env=dict(item.split("=", 1) for item in args.worker_env),
     )
     console.print(
         f"[bold]asyncinfer chaos[/]: {count} requests at {'full speed' if rate == 0 else f'{rate:.0f}/s'}, "
@@ -126,6 +129,12 @@ def run(args: argparse.Namespace) -> int:
                     )
                 time.sleep(2.0)  # late duplicates of the last answers still count
                 duplicates = sum(client.duplicate_answers.values())
+                # The slowest answer shows what a kill costs: a SIGKILLed worker's messages wait out
+                # their lease before anyone else may take them.
+                slowest_ms = max(
+                    ((a.received_at - client.submitted_at[r]) * 1000 for r, a in client.results().items()),
+                    default=0.0,
+                )
                 duplicate_ids = sum(1 for n in client.duplicate_answers.values() if n)
             seen = audit.summary()
         finally:
@@ -153,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         peak_workers=controller.stats.peak_workers,
         duration_s=load.duration_s,
         throughput_per_s=load.throughput_per_s,
-        latency_ms=load.latency_ms,
+        latency_ms={**load.latency_ms, "max": round(slowest_ms, 1)},
         peak_rss_mb=rss.peak_mb() if rss is not None else {},
         max_rss_mb=max(rss.peak_mb().values(), default=None) if rss is not None else None,
         max_rss_growth_mb=rss.max_growth_mb() if rss is not None else None,
@@ -161,6 +170,11 @@ def run(args: argparse.Namespace) -> int:
         kill_log=[{"at_s": k.at_s, "pid": k.pid, "signal": k.signal} for k in killer.kills],
     )
     _print(console, report)
+    if len(killer.kills) < killer.planned:
+        console.print(
+            f"[yellow]only {len(killer.kills)} of {killer.planned} kills happened before the last answer; "
+            "lower --rate or --kill-interval for a harsher run[/]"
+        )
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report.to_json(), indent=2))
     console.print(f"report written to {args.report}; the run took {time.monotonic() - started:.1f} s")
@@ -187,9 +201,10 @@ def _rate(args: argparse.Namespace, count: int, kills: int) -> float:
         return float(args.rate)
     if kills == 0:
         return 0.0
-    # Spread submission over the kill schedule (plus slack): kills that land after the last request
-    # was answered would prove nothing.
-    return count / (kills * args.kill_interval + 5.0)
+    # Spread submission over the kill schedule plus a replacement's start (about 5-10 s on a busy
+    # machine): a kill due after the last request was answered never happens, and a run whose
+    # workers are all starting has no victim to offer.
+    return count / (kills * args.kill_interval + 10.0)
 
 
 def _rss_sampler(pids: Callable[[], Iterable[int]], console: Console) -> RssSampler | None:
@@ -224,9 +239,11 @@ def _print(console: Console, report: ChaosReport) -> None:
                             f"({report.kills_planned})"),
         ("workers replaced", report.workers_replaced),
         ("peak workers", report.peak_workers),
-        ("latency p50 / p95 / p99 (ms)", " / ".join(f"{report.latency_ms[k]:.0f}" for k in ("p50", "p95", "p99"))),
+        ("latency p50 / p95 / p99 / max (ms)",
+         " / ".join(f"{report.latency_ms[k]:.0f}" for k in ("p50", "p95", "p99", "max"))),
         ("throughput (req/s)", report.throughput_per_s),
-        ("peak RSS per worker (MB)", ", ".join(f"{v:.0f}" for v in report.peak_rss_mb.values()) or "n/a"),
+        ("peak RSS, largest worker (MB)",
+         f"{report.max_rss_mb} ({len(report.peak_rss_mb)} workers)" if report.max_rss_mb is not None else "n/a"),
         ("max RSS growth under load (MB)", report.max_rss_growth_mb if report.max_rss_growth_mb is not None else "n/a"),
     ]
     for name, value in rows:
