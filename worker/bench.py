@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from worker.contract import InferenceRequest
+from worker.tap import PubsubMessage, SubscriptionTap
 
 #: The targets of issue 6; reported, never asserted (timings on a shared 2-core machine are noisy).
 TARGETS = {"ratio_batch32": 0.95, "added_latency_p50_ms": 20.0, "added_latency_p99_ms": 80.0, "cold_start_s": 5.0}
@@ -200,39 +201,19 @@ class ResultSink:
     subscriber 50 ms p50, to a unary pull 1.5 ms), which would swamp the latency being measured."""
 
     def __init__(self, project: str, topic: str) -> None:
-        from google.cloud import pubsub_v1
-
-        self._subscriber = pubsub_v1.SubscriberClient()
-        self._path = self._subscriber.subscription_path(project, f"{topic}-bench-{uuid.uuid4().hex[:8]}")
-        self._subscriber.create_subscription(name=self._path, topic=f"projects/{project}/topics/{topic}")
         self._cond = threading.Condition()
         self.arrived: dict[str, tuple[float, bytes, str]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._pull_loop, name="bench-sink", daemon=True)
-        self._thread.start()
+        self._tap = SubscriptionTap.on_topic(project, topic, "bench", self._on_results).start()
 
-    def _pull_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                response = self._subscriber.pull(
-                    request={"subscription": self._path, "max_messages": 1000}, timeout=5, retry=None
-                )
-            except Exception:  # an empty long poll ends in DeadlineExceeded on some servers
-                continue
-            now = time.perf_counter()
-            received = list(response.received_messages)
-            if not received:
-                continue
-            with self._cond:
-                for item in received:
-                    attributes = item.message.attributes
-                    request_id = attributes.get("request_id", item.message.message_id)
-                    self.arrived.setdefault(request_id, (now, item.message.data, attributes.get("status", "")))
-                self._cond.notify_all()
-            try:
-                self._subscriber.acknowledge(subscription=self._path, ack_ids=[m.ack_id for m in received])
-            except Exception:  # an unacked result only comes back as a duplicate, which setdefault ignores
-                pass
+    def _on_results(self, messages: list[PubsubMessage], _: float) -> None:
+        now = time.perf_counter()  # the bench times publishes with perf_counter too
+        with self._cond:
+            for message in messages:
+                attributes = message.attributes
+                request_id = attributes.get("request_id", message.message_id)
+                # setdefault: a redelivered result keeps its first arrival time.
+                self.arrived.setdefault(request_id, (now, message.data, attributes.get("status", "")))
+            self._cond.notify_all()
 
     def wait_for(self, request_ids: list[str], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -242,13 +223,7 @@ class ResultSink:
             )
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        try:
-            self._subscriber.delete_subscription(subscription=self._path)
-        except Exception:  # best effort: the emulator may be gone already
-            pass
-        self._subscriber.close()
+        self._tap.close()
 
 
 class Publisher:

@@ -13,7 +13,6 @@ import random
 import signal
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,8 @@ from typing import Any
 import pydantic_core
 import structlog
 from google.cloud import pubsub_v1
-from google.cloud.pubsub_v1.subscriber.message import Message
+
+from worker.tap import PubsubMessage, SubscriptionTap
 
 log = structlog.get_logger("asyncinfer.chaos")
 
@@ -183,32 +183,26 @@ class ResultAudit:
     (the client keeps the first answer and merely counts the rest)."""
 
     def __init__(self, project: str, results_topic: str) -> None:
-        self._subscriber = pubsub_v1.SubscriberClient()
-        self._name = self._subscriber.subscription_path(project, f"{results_topic}-audit-{uuid.uuid4().hex[:8]}")
-        self._subscriber.create_subscription(
-            name=self._name, topic=f"projects/{project}/topics/{results_topic}"
-        )
         self._lock = threading.Lock()
         self._by_id: dict[str, list[tuple[int, bool]]] = {}
         self.counts = AuditCounts()
-        self._stream: Any = self._subscriber.subscribe(self._name, self._on_result)
+        self._tap = SubscriptionTap.on_topic(project, results_topic, "audit", self._on_results).start()
 
-    def _on_result(self, message: Message) -> None:
-        try:
-            raw = pydantic_core.from_json(message.data)
-        except ValueError:
-            message.ack()
-            return
-        attempt = int(raw.get("delivery_attempt", 1)) if isinstance(raw, dict) else 1
-        replayed = bool(raw.get("replayed", False)) if isinstance(raw, dict) else False
-        key = raw.get("request_id") if isinstance(raw, dict) else None
-        key = key if isinstance(key, str) else f"msg-{message.attributes.get('message_id', message.message_id)}"
-        with self._lock:
-            self.counts.results += 1
-            self.counts.redelivered += attempt > 1
-            self.counts.replayed += replayed
-            self._by_id.setdefault(key, []).append((attempt, replayed))
-        message.ack()
+    def _on_results(self, messages: list[PubsubMessage], _: float) -> None:
+        for message in messages:
+            try:
+                raw = pydantic_core.from_json(message.data)
+            except ValueError:
+                continue
+            attempt = int(raw.get("delivery_attempt", 1)) if isinstance(raw, dict) else 1
+            replayed = bool(raw.get("replayed", False)) if isinstance(raw, dict) else False
+            key = raw.get("request_id") if isinstance(raw, dict) else None
+            key = key if isinstance(key, str) else f"msg-{message.attributes.get('message_id', message.message_id)}"
+            with self._lock:
+                self.counts.results += 1
+                self.counts.redelivered += attempt > 1
+                self.counts.replayed += replayed
+                self._by_id.setdefault(key, []).append((attempt, replayed))
 
     def summary(self) -> AuditCounts:
         with self._lock:
@@ -218,16 +212,7 @@ class ResultAudit:
             return AuditCounts(**asdict(self.counts))
 
     def close(self) -> None:
-        self._stream.cancel()
-        try:
-            self._stream.result(timeout=5)
-        except Exception:  # a cancelled stream reports its cancellation here
-            pass
-        try:
-            self._subscriber.delete_subscription(subscription=self._name)
-        except Exception:  # best effort: the emulator may already be gone
-            pass
-        self._subscriber.close()
+        self._tap.close()
 
 
 def still_queued(project: str, subscription: str, wanted: set[str], window_s: float) -> set[str]:

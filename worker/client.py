@@ -19,11 +19,11 @@ from typing import Any, Literal
 import pydantic_core
 import structlog
 from google.cloud import pubsub_v1
-from google.cloud.pubsub_v1.subscriber.message import Message
 from google.cloud.pubsub_v1.types import BatchSettings
 from pydantic import ValidationError
 
 from worker.contract import InferenceRequest, InferenceResult
+from worker.tap import PubsubMessage, SubscriptionTap
 
 log = structlog.get_logger("asyncinfer.client")
 
@@ -46,7 +46,6 @@ class AsyncInferClient:
         self._publisher = pubsub_v1.PublisherClient(
             batch_settings=BatchSettings(max_messages=500, max_bytes=5_000_000, max_latency=0.01)
         )
-        self._subscriber = pubsub_v1.SubscriberClient()
         self._project = project
         self._requests_topic = self._publisher.topic_path(project, requests_topic)
         self._lock = threading.Condition()
@@ -54,11 +53,12 @@ class AsyncInferClient:
         self.submitted_at: dict[str, float] = {}
         self.duplicate_answers: Counter[str] = Counter()
         self._message_to_request: dict[str, str] = {}
-        self._owned_subscriptions: list[str] = []
-        self._streams: list[Any] = []
-        self._listen(results_topic, self._on_result)
+        # Both taps exist before anything is submitted, so no answer can slip past.
+        self._taps = [SubscriptionTap.on_topic(project, results_topic, "client", self._on_results).start()]
         if dead_letter_topic:
-            self._listen(dead_letter_topic, self._on_dead_letter)
+            self._taps.append(
+                SubscriptionTap.on_topic(project, dead_letter_topic, "client", self._on_dead_letters).start()
+            )
 
     @classmethod
     def from_status(cls, status: dict[str, Any]) -> AsyncInferClient:
@@ -106,19 +106,8 @@ class AsyncInferClient:
             return dict(self.answers)
 
     def close(self) -> None:
-        for stream in self._streams:
-            stream.cancel()
-        for stream in self._streams:
-            try:
-                stream.result(timeout=5)
-            except Exception:  # a cancelled stream reports its cancellation here
-                pass
-        for subscription in self._owned_subscriptions:
-            try:
-                self._subscriber.delete_subscription(subscription=subscription)
-            except Exception:  # best effort: the emulator or project may already be gone
-                pass
-        self._subscriber.close()
+        for tap in self._taps:
+            tap.close()
         self._publisher.stop()
 
     def __enter__(self) -> AsyncInferClient:
@@ -129,33 +118,26 @@ class AsyncInferClient:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _listen(self, topic: str, callback: Any) -> None:
-        name = self._subscriber.subscription_path(self._project, f"{topic}-client-{uuid.uuid4().hex[:10]}")
-        self._subscriber.create_subscription(name=name, topic=self._publisher.topic_path(self._project, topic))
-        self._owned_subscriptions.append(name)
-        self._streams.append(self._subscriber.subscribe(name, callback))
+    def _on_results(self, messages: list[PubsubMessage], arrived: float) -> None:
+        for message in messages:
+            try:
+                result = InferenceResult.model_validate_json(message.data)
+            except ValidationError:
+                # Not ours to retry: a result we cannot read would come back forever.
+                log.warning("unreadable result ignored", message_id=message.message_id)
+                continue
+            self._record(result.request_id, result.message_id, Answer("result", arrived, result))
 
-    def _on_result(self, message: Message) -> None:
-        try:
-            result = InferenceResult.model_validate_json(message.data)
-        except ValidationError:
-            # Not ours to retry: a result we cannot read would come back forever.
-            log.warning("unreadable result ignored", message_id=message.message_id)
-            message.ack()
-            return
-        self._record(result.request_id, result.message_id, Answer("result", time.monotonic(), result))
-        message.ack()
-
-    def _on_dead_letter(self, message: Message) -> None:
-        request_id = None
-        try:
-            raw = pydantic_core.from_json(message.data)
-            if isinstance(raw, dict) and isinstance(raw.get("request_id"), str):
-                request_id = raw["request_id"]
-        except ValueError:
-            pass
-        self._record(request_id, message.message_id, Answer("dead_letter", time.monotonic()))
-        message.ack()
+    def _on_dead_letters(self, messages: list[PubsubMessage], arrived: float) -> None:
+        for message in messages:
+            request_id = None
+            try:
+                raw = pydantic_core.from_json(message.data)
+                if isinstance(raw, dict) and isinstance(raw.get("request_id"), str):
+                    request_id = raw["request_id"]
+            except ValueError:
+                pass
+            self._record(request_id, message.message_id, Answer("dead_letter", arrived))
 
     def _record(self, request_id: str | None, message_id: str, answer: Answer) -> None:
         with self._lock:

@@ -267,12 +267,16 @@ class Worker:
             finished = self._finished.get()
             structlog.contextvars.bind_contextvars(batch_id=finished.batch_id)
             try:
+                answers: list[tuple[Delivery, InferenceResult]] = []
                 for item, output in zip(finished.items, finished.outputs, strict=True):
                     try:
-                        self._answer_item(item, output, finished.started, finished.inference_ms)
+                        result = self._result_for(item, output, finished.started, finished.inference_ms)
                     except Exception as exc:  # never strand a message: answer it with the reason
                         log.exception("answering failed", request_id=item.request.request_id)
-                        self._answer_error(item.delivery, item.request.request_id, "internal_error", repr(exc))
+                        result = self._error_result(item.delivery, item.request.request_id, "internal_error", repr(exc))
+                    if result is not None:
+                        answers.append((item.delivery, result))
+                self._publish_batch_then_ack(answers)
                 log.info(
                     "batch done",
                     size=len(finished.items),
@@ -302,9 +306,10 @@ class Worker:
         except Exception as exc:
             return exc
 
-    def _answer_item(
+    def _result_for(
         self, item: HeldItem, output: dict[str, Any] | Exception, started: float, inference_ms: float
-    ) -> None:
+    ) -> InferenceResult | None:
+        """The answer to one batch item, or None when it was handed back (nacked) instead."""
         request = item.request
         if time.monotonic() - item.received_at > self.settings.max_lease_s:
             # The lease may have lapsed and another worker may hold a redelivery: answer anyway,
@@ -314,18 +319,16 @@ class Worker:
         timings = self._timings(item, started, inference_ms)
         if isinstance(output, TransientError):
             self._nack(item.delivery, "transient_model_error", error=str(output))
-            return
+            return None
         if isinstance(output, Exception):
             log.warning("handler failed on one item", request_id=request.request_id, error=repr(output))
-            self._answer_error(
+            return self._error_result(
                 item.delivery, request.request_id, "handler_error", f"the model failed on this input: {output!r}",
                 timings=timings,
             )
-            return
         problem = _output_problem(output)
         if problem:
-            self._answer_error(item.delivery, request.request_id, "invalid_output", problem, timings=timings)
-            return
+            return self._error_result(item.delivery, request.request_id, "invalid_output", problem, timings=timings)
         result = self._new_result(item.delivery, request.request_id, "ok", timings=timings)
         # pydantic-core's Rust serializer: several times faster than json.dumps, and it measures the
         # UTF-8 size the result will actually have on the wire.
@@ -337,7 +340,7 @@ class Worker:
         else:
             result.output = output
         self._remember(result)
-        self._publish_then_ack(item.delivery, result)
+        return result
 
     def _timings(self, item: HeldItem, started: float, inference_ms: float) -> Timings:
         now = time.monotonic()
@@ -375,12 +378,17 @@ class Worker:
     def _answer_error(
         self, delivery: Delivery, request_id: str | None, code: str, message: str, timings: Timings | None = None
     ) -> None:
+        self._publish_then_ack(delivery, self._error_result(delivery, request_id, code, message, timings))
+
+    def _error_result(
+        self, delivery: Delivery, request_id: str | None, code: str, message: str, timings: Timings | None = None
+    ) -> InferenceResult:
         self.counts[f"error_{code}"] += 1
         log.warning("request rejected", code=code, reason=message, request_id=request_id,
                     message_id=delivery.message_id)
         result = self._new_result(delivery, request_id, "error", timings)
         result.error = ErrorInfo(code=code, message=message, retryable=False)
-        self._publish_then_ack(delivery, result)
+        return result
 
     def _publish_replay(self, delivery: Delivery, cached: InferenceResult) -> None:
         self.counts["replayed"] += 1
@@ -394,11 +402,24 @@ class Worker:
         )
         self._publish_then_ack(delivery, replay)
 
+    def _publish_batch_then_ack(self, answers: list[tuple[Delivery, InferenceResult]]) -> None:
+        """A batch's results in one publish call (one RPC, no per-message futures), then the acks."""
+        if not answers:
+            return
+        try:
+            self.transport.publish_batch([_wire(result) for _, result in answers])
+        except Exception as exc:
+            # Without published answers the messages must come back: nack, never ack.
+            for delivery, _ in answers:
+                self._nack(delivery, "publish_failed", error=repr(exc))
+            return
+        for delivery, result in answers:
+            self.counts[f"answered_{result.status}"] += 1
+            delivery.ack()
+            self._settled()
+
     def _publish_then_ack(self, delivery: Delivery, result: InferenceResult) -> None:
-        attributes = {"status": result.status, "message_id": result.message_id}
-        if result.request_id is not None:
-            attributes["request_id"] = result.request_id
-        future = self.transport.publish(result.model_dump_json(exclude_none=True).encode(), attributes)
+        future = self.transport.publish(*_wire(result))
 
         def settle(done: Future[str]) -> None:
             if done.exception() is None:
@@ -435,6 +456,15 @@ class Worker:
     def _cached_result(self, request_id: str) -> InferenceResult | None:
         with self._lock:
             return self._answered.get(request_id)
+
+
+def _wire(result: InferenceResult) -> tuple[bytes, dict[str, str]]:
+    """A result as message body and attributes. The attributes let watchers (the local backlog
+    meter, the bench) match results to requests without parsing JSON."""
+    attributes = {"status": result.status, "message_id": result.message_id}
+    if result.request_id is not None:
+        attributes["request_id"] = result.request_id
+    return result.model_dump_json(exclude_none=True).encode(), attributes
 
 
 def _output_problem(output: Any) -> str | None:

@@ -13,7 +13,6 @@ SIGTERM simply stops asking, so a drain is bounded and nothing is held out of si
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import structlog
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.types import BatchSettings
+from google.pubsub_v1.types import pubsub as pubsub_types
 
 log = structlog.get_logger("asyncinfer.transport")
 
@@ -40,6 +40,12 @@ MAX_IDS_PER_CALL = 1000
 ACK_BATCH_S = 0.005
 
 
+#: The raw protobuf classes under the client's proto-plus wrappers: several times cheaper per field.
+_PUBLISH_REQUEST = pubsub_types.PublishRequest.pb()
+_PUBSUB_MESSAGE = pubsub_types.PubsubMessage.pb()
+_PULL_RESPONSE = pubsub_types.PullResponse
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One delivery of one message. `ack` and `nack` are safe from any thread, once each."""
@@ -48,7 +54,6 @@ class Delivery:
     attributes: dict[str, str]
     message_id: str
     delivery_attempt: int
-    publish_time: dt.datetime
     ack_id: str
     _transport: PubSubTransport
 
@@ -151,6 +156,16 @@ class PubSubTransport:
 
     # --- publishing and settling ----------------------------------------------------------------
 
+    def publish_batch(self, messages: list[tuple[bytes, dict[str, str]]]) -> None:
+        """Publish several results in one RPC and return when Pub/Sub has them (raises otherwise).
+        Built from raw protobufs: the client's per-message batching, futures and proto-plus
+        wrappers cost more CPU per result than the model does for a small CNN."""
+        request = _PUBLISH_REQUEST(
+            topic=self._results_topic_path,
+            messages=[_PUBSUB_MESSAGE(data=data, attributes=attributes) for data, attributes in messages],
+        )
+        self._publisher.api.publish(request=pubsub_types.PublishRequest.wrap(request), timeout=30)
+
     def publish(self, data: bytes, attributes: dict[str, str]) -> Future[str]:
         future: Future[str] = self._publisher.publish(self._results_topic_path, data, **attributes)
         return future
@@ -190,7 +205,7 @@ class PubSubTransport:
                 self._note_pull_failure(exc)
                 continue
             now = time.monotonic()
-            received = list(response.received_messages)
+            received = list(_PULL_RESPONSE.pb(response).received_messages)
             if self._stop_pulling.is_set():
                 # Arrived after SIGTERM: hand back at once rather than hold through the drain.
                 self._modify(self._subscriber, [m.ack_id for m in received], 0)
@@ -206,7 +221,6 @@ class PubSubTransport:
                     message_id=message.message_id,
                     # 0 until a dead-letter policy exists; the first delivery is attempt 1.
                     delivery_attempt=item.delivery_attempt or 1,
-                    publish_time=message.publish_time,
                     ack_id=item.ack_id,
                     _transport=self,
                 )

@@ -7,13 +7,10 @@ Counting distinct message ids keeps redeliveries and duplicate answers from skew
 from __future__ import annotations
 
 import threading
-from typing import Any
-
-from google.cloud import pubsub_v1
-from google.cloud.pubsub_v1.subscriber.message import Message
 
 from asyncinfer.topology import QueueTopology
 from worker.local.topology_admin import tap_subscription
+from worker.tap import PubsubMessage, SubscriptionTap
 
 
 class BacklogMeter:
@@ -24,36 +21,30 @@ class BacklogMeter:
         self._arrived: set[str] = set()
         self._answered: set[str] = set()
         self._dead_letters = 0
-        self._subscriber = pubsub_v1.SubscriberClient()
-        self._streams: list[Any] = []
+        self._taps: list[SubscriptionTap] = []
 
     def start(self) -> None:
-        path = self._subscriber.subscription_path
         handlers = {
-            "requests": self._on_request,
-            "results": self._on_result,
-            "dead-letter": self._on_dead_letter,
+            "requests": self._on_requests,
+            "results": self._on_results,
+            "dead-letter": self._on_dead_letters,
         }
         for tap, callback in handlers.items():
-            self._streams.append(
-                self._subscriber.subscribe(path(self._project, tap_subscription(self._topology, tap)), callback)
-            )
+            subscription = tap_subscription(self._topology, tap)
+            self._taps.append(SubscriptionTap(self._project, subscription, callback).start())
 
-    def _on_request(self, message: Message) -> None:
+    def _on_requests(self, messages: list[PubsubMessage], _: float) -> None:
         with self._lock:
-            self._arrived.add(message.message_id)
-        message.ack()
+            self._arrived.update(m.message_id for m in messages)
 
-    def _on_result(self, message: Message) -> None:
+    def _on_results(self, messages: list[PubsubMessage], _: float) -> None:
         # Workers put the request's message id in an attribute, so no JSON is parsed here.
         with self._lock:
-            self._answered.add(message.attributes.get("message_id", message.message_id))
-        message.ack()
+            self._answered.update(m.attributes.get("message_id", m.message_id) for m in messages)
 
-    def _on_dead_letter(self, message: Message) -> None:
+    def _on_dead_letters(self, messages: list[PubsubMessage], _: float) -> None:
         with self._lock:
-            self._dead_letters += 1
-        message.ack()
+            self._dead_letters += len(messages)
 
     def backlog(self) -> int:
         with self._lock:
@@ -69,11 +60,5 @@ class BacklogMeter:
             }
 
     def stop(self) -> None:
-        for stream in self._streams:
-            stream.cancel()
-        for stream in self._streams:
-            try:
-                stream.result(timeout=5)
-            except Exception:  # a cancelled stream reports its cancellation here
-                pass
-        self._subscriber.close()
+        for tap in self._taps:
+            tap.close()

@@ -269,7 +269,8 @@ def image_to_array(image: Image.Image) -> np.ndarray:
     """The one definition of the model's input normalisation, shared by training and the handler so they
     cannot drift: float32 (1, H, W) in [0, 1] with ink HIGH. Ink-high makes the blank background zero, so
     zero padding in the convolutions looks like more paper rather than a black border."""
-    gray = np.asarray(image.convert("L"), dtype=np.float32)
+    # convert() copies even an image that is already grayscale; the values are the same either way.
+    gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
     return (1.0 - gray / 255.0)[None, :, :]
 
 
