@@ -16,7 +16,7 @@ WORKDIR /app
 COPY pyproject.toml README.md* ./
 COPY asyncinfer ./asyncinfer
 COPY worker ./worker
-RUN pip install . \
+RUN pip install ".[gcs]" \
  && python -c "import torch, worker.cli; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
 RUN useradd --uid 10001 --create-home asyncinfer
