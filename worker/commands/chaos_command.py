@@ -24,7 +24,6 @@ from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
-from rich.table import Table
 
 from worker.chaos import (
     ChaosReport,
@@ -36,6 +35,7 @@ from worker.chaos import (
     still_queued,
 )
 from worker.client import AsyncInferClient
+from worker.commands.tables import measures_table
 from worker.loadtest import run_load
 from worker.local.emulator import EmulatorError
 from worker.local.stack import LocalStack, LocalStackConfig
@@ -222,9 +222,6 @@ def _wait_serving(victims: Callable[[], list[Victim]], want: int, timeout_s: flo
 
 
 def _print(console: Console, report: ChaosReport) -> None:
-    table = Table(title="chaos run")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
     rows = [
         ("submitted", report.submitted),
         ("ok", report.ok),
@@ -246,6 +243,4 @@ def _print(console: Console, report: ChaosReport) -> None:
          f"{report.max_rss_mb} ({len(report.peak_rss_mb)} workers)" if report.max_rss_mb is not None else "n/a"),
         ("max RSS growth under load (MB)", report.max_rss_growth_mb if report.max_rss_growth_mb is not None else "n/a"),
     ]
-    for name, value in rows:
-        table.add_row(name, str(value))
-    console.print(table)
+    console.print(measures_table("chaos run", rows))

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from worker.client import AsyncInferClient
+from worker.commands.tables import measures_table
 from worker.loadtest import LoadReport, run_load
 from worker.local.emulator import EmulatorError
 from worker.local.stack import LocalStack, LocalStackConfig
@@ -65,9 +65,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(console: Console, report: LoadReport, scale_ups: int) -> None:
-    table = Table(title="demo summary")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
     rows = [
         ("submitted", report.submitted),
         ("ok", report.ok),
@@ -81,6 +78,4 @@ def _print_summary(console: Console, report: LoadReport, scale_ups: int) -> None
         ("scale-up decisions", scale_ups),
         ("peak workers", report.peak_workers),
     ]
-    for name, value in rows:
-        table.add_row(name, str(value))
-    console.print(table)
+    console.print(measures_table("demo summary", rows))

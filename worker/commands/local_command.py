@@ -10,8 +10,8 @@ from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
-from rich.table import Table
 
+from worker.commands.tables import measures_table
 from worker.local.emulator import EmulatorError
 from worker.local.stack import DEFAULT_STATE_DIR, LocalStack, LocalStackConfig, read_state
 from worker.logs import configure_logging
@@ -75,12 +75,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(state, indent=2))
         return 0
-    table = Table(title="asyncinfer local stack")
-    table.add_column("key")
-    table.add_column("value")
-    for key, value in state.items():
-        if key != "workers":
-            table.add_row(key, str(value))
-    table.add_row("workers", ", ".join(f"{w['pid']}:{w['state']}" for w in state["workers"]) or "none")
-    Console().print(table)
+    rows = [(key, value) for key, value in state.items() if key != "workers"]
+    rows.append(("workers", ", ".join(f"{w['pid']}:{w['state']}" for w in state["workers"]) or "none"))
+    Console().print(measures_table("asyncinfer local stack", rows, key="key"))
     return 0
