@@ -1,15 +1,16 @@
 """The worker loop: deliveries in, one final answer per message out.
 
 Threads and their jobs:
-- the Pub/Sub client's callback threads read, validate and decode each delivery (so decoding
-  overlaps with inference) and hand ready items to a queue; what can never succeed is answered at once;
+- the transport's puller asks Pub/Sub for at most as many messages as flow control leaves room for;
+- intake threads read, validate and decode each delivery (so decoding overlaps with inference) and
+  hand ready items to a queue; what can never succeed is answered at once;
 - the main thread gathers micro-batches from that queue and runs the model;
-- the publisher's threads publish results; each message is acked only after its result is published,
-  so a crash between inference and publish means a redelivery, never a lost answer.
+- the answer thread builds the batch's results and publishes them in one call; each message is acked
+  only after its result is published, so a crash between inference and publish means a redelivery,
+  never a lost answer.
 
-Shutdown (SIGTERM from a preemption or a scale-in): stop taking messages (new deliveries are nacked at
-once), finish what is held while the drain bound allows and nack the rest, wait for results in flight,
-close the stream, log the counts.
+Shutdown (SIGTERM from a preemption or a scale-in): stop pulling, finish what is held while the drain
+bound allows and nack the rest, wait for results in flight, send the last acks, log the counts.
 """
 
 from __future__ import annotations
