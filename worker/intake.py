@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,16 +116,22 @@ def _read_file_uri(uri: str, file_root: Path) -> bytes:
         raise TransientError(f"reading {uri} failed: {exc}") from exc
 
 
-def _read_gcs_uri(uri: str) -> bytes:
+@functools.cache
+def _storage_client() -> Any:
+    """One client per process: each one opens its own connection pool and reads credentials."""
     try:
         from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
     except ImportError as exc:
-        raise TransientError("gs:// inputs need google-cloud-storage in the worker image") from exc
+        raise TransientError("gs:// inputs need google-cloud-storage in the worker image (extra `gcs`)") from exc
+    return storage.Client()
+
+
+def _read_gcs_uri(uri: str) -> bytes:
     from google.api_core import exceptions as gexc
 
     bucket, _, name = uri.removeprefix("gs://").partition("/")
     try:
-        return bytes(storage.Client().bucket(bucket).blob(name).download_as_bytes())
+        return bytes(_storage_client().bucket(bucket).blob(name).download_as_bytes())
     except gexc.NotFound as exc:
         raise InvalidInputError("input_not_found", f"{uri} does not exist; upload it before submitting") from exc
     except gexc.Forbidden as exc:
