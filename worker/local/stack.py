@@ -46,6 +46,9 @@ class LocalStackConfig:
     min_retry_backoff_s: int = 1
     max_retry_backoff_s: int = 10
     max_delivery_attempts: int = 5
+    #: Workers extend leases within 2 s of a pull, so a short first deadline is safe; it bounds how
+    #: long a SIGKILLed worker's freshly pulled messages stay invisible (60 s with the cloud default).
+    ack_deadline_s: int = 10
     state_dir: Path = DEFAULT_STATE_DIR
     extra_worker_env: dict[str, str] = field(default_factory=dict)
 
@@ -53,6 +56,7 @@ class LocalStackConfig:
     def topology(self) -> QueueTopology:
         return QueueTopology(
             name=self.queue,
+            ack_deadline_s=self.ack_deadline_s,
             min_retry_backoff_s=self.min_retry_backoff_s,
             max_retry_backoff_s=self.max_retry_backoff_s,
             max_delivery_attempts=self.max_delivery_attempts,
