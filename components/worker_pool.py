@@ -27,6 +27,7 @@ from asyncinfer.policy import (
     zonal_share,
 )
 from components.schedule_scaler import ScheduleScaler
+from worker.settings import worker_environment
 
 IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
 BACKLOG_METRIC = "pubsub.googleapis.com/subscription/num_undelivered_messages"
@@ -352,14 +353,16 @@ class GpuWorkerPool(pulumi.ComponentResource):
             lambda v: render_startup_script(
                 args.worker_image,
                 {
-                    "ASYNCINFER_PROJECT": str(v[0]),
-                    "ASYNCINFER_SUBSCRIPTION": str(v[1]),
-                    "ASYNCINFER_RESULTS_TOPIC": str(v[2]),
-                    "ASYNCINFER_HANDLER": args.handler,
-                    "ASYNCINFER_MAX_BATCH_SIZE": str(args.max_batch_size),
-                    "ASYNCINFER_MAX_WAIT_MS": str(args.max_wait_ms),
-                    "ASYNCINFER_DRAIN_TIMEOUT_S": str(args.drain_timeout_s),
-                    "ASYNCINFER_HEALTH_PORT": str(args.health_port),
+                    **worker_environment(
+                        project=v[0],
+                        subscription=v[1],
+                        results_topic=v[2],
+                        handler=args.handler,
+                        max_batch_size=args.max_batch_size,
+                        max_wait_ms=args.max_wait_ms,
+                        drain_timeout_s=args.drain_timeout_s,
+                        health_port=args.health_port,
+                    ),
                     **args.worker_env,
                 },
             )

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from asyncinfer.topology import QueueTopology
+from worker.settings import worker_environment
 
 PROJECT = "asyncinfer-test"
 REPO = Path(__file__).resolve().parent.parent
@@ -65,13 +66,15 @@ def start_worker(emulator_host: str, topology: QueueTopology, tmp_path: Path) ->
         full_env = {
             **os.environ,
             "PUBSUB_EMULATOR_HOST": emulator_host,
-            "ASYNCINFER_PROJECT": PROJECT,
-            "ASYNCINFER_SUBSCRIPTION": topology.requests_subscription,
-            "ASYNCINFER_RESULTS_TOPIC": topology.results_topic,
-            "ASYNCINFER_HANDLER": handler,
-            "ASYNCINFER_HEALTH_PORT": "0",
-            "ASYNCINFER_TORCH_THREADS": "1",
-            "ASYNCINFER_FILE_ROOT": str(tmp_path / "blobs"),
+            **worker_environment(
+                project=PROJECT,
+                subscription=topology.requests_subscription,
+                results_topic=topology.results_topic,
+                handler=handler,
+                health_port=0,
+                torch_threads=1,
+                file_root=tmp_path / "blobs",
+            ),
             **env,
         }
         with log_path.open("wb") as log_file:

@@ -112,3 +112,14 @@ def test_stop_returns_what_is_there() -> None:
     stop = threading.Event()
     stop.set()
     assert MicroBatcher(source, 4, 1.0).next_batch(stop) == []
+
+
+def test_worker_environment_names_real_settings_only() -> None:
+    from worker.settings import WorkerSettings, worker_environment
+
+    env = worker_environment(subscription="s", results_topic="r", max_batch_size=8)
+    assert env == {"ASYNCINFER_SUBSCRIPTION": "s", "ASYNCINFER_RESULTS_TOPIC": "r", "ASYNCINFER_MAX_BATCH_SIZE": "8"}
+    settings = WorkerSettings(_env_file=None, **{k.removeprefix("ASYNCINFER_").lower(): v for k, v in env.items()})
+    assert settings.max_batch_size == 8
+    with pytest.raises(ValueError, match="max_batchsize"):
+        worker_environment(max_batchsize=8)

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from worker.contract import InferenceRequest
+from worker.settings import worker_environment
 from worker.tap import PubsubMessage, SubscriptionTap
 
 #: The targets of issue 6; reported, never asserted (timings on a shared 2-core machine are noisy).
@@ -331,17 +332,19 @@ class Bench:
                     ) -> dict[str, str]:
         return {
             "PUBSUB_EMULATOR_HOST": os.environ["PUBSUB_EMULATOR_HOST"],
-            "ASYNCINFER_PROJECT": self.config.project,
-            "ASYNCINFER_SUBSCRIPTION": topology.requests_subscription,
-            "ASYNCINFER_RESULTS_TOPIC": topology.results_topic,
-            "ASYNCINFER_HANDLER": handler,
-            "ASYNCINFER_HEALTH_PORT": "0",
-            "ASYNCINFER_TORCH_THREADS": str(self.config.torch_threads),
-            "ASYNCINFER_MAX_BATCH_SIZE": str(batch_size),
-            "ASYNCINFER_MAX_WAIT_MS": str(self.config.max_wait_ms if max_wait_ms is None else max_wait_ms),
-            "ASYNCINFER_DEVICE": self.config.device,
-            "ASYNCINFER_FILE_ROOT": str(self.tmp / "blobs"),
-            "ASYNCINFER_RESULTS_URI_PREFIX": f"file://{self.tmp / 'results'}",
+            **worker_environment(
+                project=self.config.project,
+                subscription=topology.requests_subscription,
+                results_topic=topology.results_topic,
+                handler=handler,
+                health_port=0,
+                torch_threads=self.config.torch_threads,
+                max_batch_size=batch_size,
+                max_wait_ms=self.config.max_wait_ms if max_wait_ms is None else max_wait_ms,
+                device=self.config.device,
+                file_root=self.tmp / "blobs",
+                results_uri_prefix=f"file://{self.tmp / 'results'}",
+            ),
         }
 
     def _bodies(self, model: str, pngs: list[bytes], count: int, tag: str) -> tuple[list[str], list[bytes]]:

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ASYNCINFER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ASYNCINFER_", extra="ignore")  # == ENV_PREFIX
 
     project: str = "asyncinfer-local"
     subscription: str = Field(description="subscription name or projects/P/subscriptions/S path")
@@ -64,3 +64,20 @@ class WorkerSettings(BaseSettings):
 
 def _qualify(name: str, project: str, kind: str) -> str:
     return name if name.startswith("projects/") else f"projects/{project}/{kind}/{name}"
+
+
+ENV_PREFIX = "ASYNCINFER_"
+
+
+def worker_environment(**values: object) -> dict[str, str]:
+    """The ASYNCINFER_* variables that configure a worker process, from WorkerSettings field names.
+
+    Everything that starts a worker (the VM's startup script, the local controller, the benchmark,
+    the tests) builds its environment here, so a misspelt setting fails where it is written instead
+    of being silently ignored by the worker.
+    """
+    unknown = sorted(set(values) - set(WorkerSettings.model_fields))
+    if unknown:
+        raise ValueError(f"not worker settings: {', '.join(unknown)}; see worker/settings.py for the names")
+    return {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in values.items()}
+

@@ -22,6 +22,7 @@ from worker.local.backlog import BacklogMeter
 from worker.local.controller import PoolController
 from worker.local.emulator import PubSubEmulator
 from worker.local.topology_admin import ensure_topology
+from worker.settings import worker_environment
 
 log = structlog.get_logger("asyncinfer.local")
 
@@ -99,18 +100,20 @@ class LocalStack:
         cores = os.cpu_count() or 1
         worker_env = {
             EMULATOR_ENV: self.emulator_host,
-            "ASYNCINFER_PROJECT": self.config.project,
-            "ASYNCINFER_SUBSCRIPTION": self.topology.requests_subscription,
-            "ASYNCINFER_RESULTS_TOPIC": self.topology.results_topic,
-            "ASYNCINFER_HANDLER": self.config.handler,
-            "ASYNCINFER_MAX_BATCH_SIZE": str(self.config.max_batch_size),
-            "ASYNCINFER_MAX_WAIT_MS": str(self.config.max_wait_ms),
-            "ASYNCINFER_DRAIN_TIMEOUT_S": str(self.config.drain_timeout_s),
-            "ASYNCINFER_HEALTH_PORT": "0",
-            # processes x threads must not exceed the cores, or every worker slows the others.
-            "ASYNCINFER_TORCH_THREADS": str(max(1, cores // max(1, self.config.max_workers))),
-            "ASYNCINFER_FILE_ROOT": str(self.blob_root.resolve()),
-            "ASYNCINFER_RESULTS_URI_PREFIX": f"file://{(self.config.state_dir / 'results').resolve()}",
+            **worker_environment(
+                project=self.config.project,
+                subscription=self.topology.requests_subscription,
+                results_topic=self.topology.results_topic,
+                handler=self.config.handler,
+                max_batch_size=self.config.max_batch_size,
+                max_wait_ms=self.config.max_wait_ms,
+                drain_timeout_s=self.config.drain_timeout_s,
+                health_port=0,
+                # processes x threads must not exceed the cores, or every worker slows the others.
+                torch_threads=max(1, cores // max(1, self.config.max_workers)),
+                file_root=self.blob_root.resolve(),
+                results_uri_prefix=f"file://{(self.config.state_dir / 'results').resolve()}",
+            ),
             **self.config.extra_worker_env,
         }
         self.blob_root.mkdir(parents=True, exist_ok=True)
