@@ -20,7 +20,6 @@ import holidays
 
 MAX_SCHEDULES = 128
 MIN_DURATION_S = 300
-_WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class ScheduleError(ValueError):
@@ -235,7 +234,3 @@ def _days_of_month(year: int, month: int) -> list[dt.date]:
         out.append(day)
         day += dt.timedelta(days=1)
     return out
-
-
-def weekday_names(days: tuple[int, ...]) -> str:
-    return ",".join(_WEEKDAY_NAMES[d] for d in days)

@@ -128,8 +128,8 @@ class Worker:
         )
         while not self._stopping.is_set():
             self._last_loop_at = time.monotonic()
-            if not self.transport.stream_alive:
-                log.error("pulling failed for too long; exiting", error=repr(self.transport.stream_error))
+            if not self.transport.puller_alive:
+                log.error("pulling failed for too long; exiting", error=repr(self.transport.last_pull_error))
                 self._drain()
                 return 1
             batch = self._batcher.next_batch(self._stopping)
@@ -145,7 +145,7 @@ class Worker:
         elif not self.model_loaded:
             found.append("model not loaded yet")
         elif self.transport.pull_failing and not self._stopping.is_set():
-            found.append(f"pulling from the subscription fails: {self.transport.stream_error!r}")
+            found.append(f"pulling from the subscription fails: {self.transport.last_pull_error!r}")
         if time.monotonic() - self._last_loop_at > self.settings.max_lease_s:
             found.append("processing loop stalled longer than the lease")
         return found

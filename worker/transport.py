@@ -114,8 +114,8 @@ class PubSubTransport:
             self._threads.append(thread)
 
     @property
-    def stream_alive(self) -> bool:
-        """False once pulling has failed for a while: the health endpoint then reports it."""
+    def puller_alive(self) -> bool:
+        """False once the puller died or ten pulls in a row failed: the worker then exits to be replaced."""
         return bool(self._threads) and self._threads[0].is_alive() and self._consecutive_pull_failures < 10
 
     @property
@@ -124,13 +124,8 @@ class PubSubTransport:
         return self._consecutive_pull_failures >= 3
 
     @property
-    def stream_error(self) -> BaseException | None:
+    def last_pull_error(self) -> BaseException | None:
         return self._pull_error
-
-    @property
-    def held(self) -> int:
-        with self._held_changed:
-            return len(self._held)
 
     def stop_pulling(self, timeout_s: float) -> None:
         """Ask for nothing more. A pull already in flight may still return messages: they are

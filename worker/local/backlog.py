@@ -51,14 +51,6 @@ class BacklogMeter:
             answered = len(self._answered & self._arrived) if self._answered else 0
             return max(0, len(self._arrived) - answered - self._dead_letters)
 
-    def totals(self) -> dict[str, int]:
-        with self._lock:
-            return {
-                "arrived": len(self._arrived),
-                "answered": len(self._answered),
-                "dead_lettered": self._dead_letters,
-            }
-
     def stop(self) -> None:
         for tap in self._taps:
             tap.close()
