@@ -7,12 +7,16 @@ PYTHON ?= python3
 
 .PHONY: demo test lint typecheck check emulator install plan simulate clean
 
-$(STAMP): pyproject.toml
+DISTRIBUTIONS := core client worker components examples/symbols tools
+SOURCES := core/src client/src worker/src components/src tools/src examples/symbols/src
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(DISTRIBUTIONS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# CPU build pinned for dev and CI machines; the GPU worker image installs a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[model,infra,plots,dev]'
+	# Every distribution editable, so the repository's code is what runs; extras the tests exercise.
+	$(BIN)/pip install -q -e core'[calendar]' -e client -e worker'[gcs]' -e components -e examples/symbols -e tools'[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,7 +34,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy asyncinfer components worker
+	$(BIN)/mypy $(SOURCES)
 
 check: lint typecheck test
 

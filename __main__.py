@@ -3,6 +3,6 @@
 Everything comes from the stack's configuration (Pulumi.<stack>.yaml); see docs/COMPONENTS.md.
 """
 
-from components.model_stack import program
+from asyncinfer.components.model_stack import program
 
 program()

@@ -1,8 +1,7 @@
 # syntax=docker/dockerfile:1
-# The worker's container: what every GPU VM runs (`asyncinfer worker`).
+# The worker's container: what every GPU VM runs (`asyncinfer-worker`).
 # Build from the repository root:  docker build -f images/worker.Dockerfile -t IMAGE .
-# The CUDA build of PyTorch comes with the base image; the project is installed without its `model`
-# extra so pip keeps that torch instead of fetching a CPU build.
+# The CUDA build of PyTorch comes with the base image.
 ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda12.8-cudnn9-runtime
 FROM ${BASE_IMAGE}
 
@@ -12,20 +11,25 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-# Dependencies change less often than code: this layer is reused across code-only releases.
-COPY pyproject.toml README.md* ./
-COPY asyncinfer ./asyncinfer
+# Only what a VM runs: the core, the client library, the worker runtime and the model. No Pulumi,
+# rich, matplotlib, holidays or developer tools. torch is already in the base image (a CUDA build), so
+# pip keeps it. Dependencies change less often than code: this layer is reused across code-only releases.
+COPY core ./core
+COPY client ./client
 COPY worker ./worker
-RUN pip install ".[gcs]" \
- && python -c "import torch, worker.cli; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+# The model: replace this with your own model's distribution (one that names its handler below).
+COPY examples/symbols ./examples/symbols
+RUN pip install ./core ./client "./worker[gcs]" ./examples/symbols \
+ && python -c "import torch, asyncinfer.worker.main, drawing_symbols; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
 RUN useradd --uid 10001 --create-home asyncinfer
 USER asyncinfer
 
-ENV ASYNCINFER_HEALTH_PORT=8080 \
+# The image names its model: a stack deploys a new model by naming a new image, nothing else.
+ENV ASYNCINFER_HANDLER=drawing_symbols.symbols:build_handler \
+    ASYNCINFER_HEALTH_PORT=8080 \
     ASYNCINFER_DEVICE=auto
 EXPOSE 8080
 # The VM's shutdown script runs `docker stop`, which sends this signal: the worker drains on it.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["asyncinfer"]
-CMD ["worker"]
+ENTRYPOINT ["asyncinfer-worker"]

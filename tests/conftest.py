@@ -6,15 +6,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from asyncinfer.topology import QueueTopology
-from worker.settings import worker_environment
+from asyncinfer.core.topology import QueueTopology
+from asyncinfer.core.worker_settings import worker_environment
+from asyncinfer.tools.local.worker_process import spawn_worker
 
 PROJECT = "asyncinfer-test"
 REPO = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def emulator_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from worker.local.emulator import EmulatorError, PubSubEmulator
+    from asyncinfer.tools.local.emulator import EmulatorError, PubSubEmulator
 
     emulator = PubSubEmulator(PROJECT, data_dir=tmp_path_factory.mktemp("emulator"))
     try:
@@ -41,7 +41,7 @@ def emulator_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def topology(emulator_host: str) -> QueueTopology:
-    from worker.local.topology_admin import ensure_topology
+    from asyncinfer.tools.local.topology_admin import ensure_topology
 
     queue = QueueTopology(
         name=f"t{uuid.uuid4().hex[:10]}",
@@ -77,11 +77,7 @@ def start_worker(emulator_host: str, topology: QueueTopology, tmp_path: Path) ->
             ),
             **env,
         }
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "worker", "--json-logs"],
-                cwd=REPO, env=full_env, stdout=log_file, stderr=subprocess.STDOUT,
-            )
+        process = spawn_worker(full_env, log_path, cwd=REPO)
         process.log_path = log_path  # type: ignore[attr-defined]
         processes.append(process)
         return process
@@ -95,7 +91,7 @@ def start_worker(emulator_host: str, topology: QueueTopology, tmp_path: Path) ->
 
 @pytest.fixture
 def client(emulator_host: str, topology: QueueTopology) -> Iterator[object]:
-    from worker.client import AsyncInferClient
+    from asyncinfer.client.client import AsyncInferClient
 
     with AsyncInferClient(
         PROJECT, topology.requests_topic, topology.results_topic, topology.dead_letter_topic

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from asyncinfer.topology import QueueTopology
+from asyncinfer.client.client import Answer, AsyncInferClient
+from asyncinfer.core.contract import InferenceRequest
+from asyncinfer.core.topology import QueueTopology
+from drawing_symbols.render import render_png
 from tests.conftest import PROJECT
 from tests.support.processes import spawn_worker, stop, wait_started
-from worker.client import Answer, AsyncInferClient
-from worker.contract import InferenceRequest
-from worker.models.render import render_png
 
 pytestmark = pytest.mark.emulator
 
@@ -56,7 +56,7 @@ class Served:
 
 
 def _serve(emulator_host: str, folder: Path, handler: str, **env: str) -> Iterator[Served]:
-    from worker.local.topology_admin import ensure_topology
+    from asyncinfer.tools.local.topology_admin import ensure_topology
 
     topology = QueueTopology(
         name=f"b{uuid.uuid4().hex[:10]}", ack_deadline_s=10, min_retry_backoff_s=0, max_retry_backoff_s=1,
@@ -81,7 +81,7 @@ def _serve(emulator_host: str, folder: Path, handler: str, **env: str) -> Iterat
 
 @pytest.fixture(scope="module")
 def symbols(emulator_host: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    yield from _serve(emulator_host, tmp_path_factory.mktemp("symbols"), "worker.models.symbols:build_handler")
+    yield from _serve(emulator_host, tmp_path_factory.mktemp("symbols"), "drawing_symbols.symbols:build_handler")
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +279,7 @@ def test_what_fails_every_time_is_dead_lettered(edge: Served) -> None:
 
 def test_one_bad_image_does_not_fail_the_other_31(symbols: Served) -> None:
     """Isolation with the real model: one poisoned item in a burst of 32 is answered alone."""
-    from worker.loadtest import render_drawings
+    from asyncinfer.tools.loadtest import render_drawings
 
     drawings = render_drawings(31, seed=5)
     keys = []

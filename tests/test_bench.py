@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.cli import main
+from asyncinfer.tools.cli import main
 
 pytestmark = pytest.mark.emulator
 

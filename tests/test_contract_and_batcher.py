@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.batcher import MicroBatcher
-from worker.contract import InferenceRequest, InferenceResult
-from worker.errors import InvalidInputError
-from worker.intake import Rejection, load_input, read_request
+from asyncinfer.core.contract import InferenceRequest, InferenceResult
+from asyncinfer.worker.batcher import MicroBatcher
+from asyncinfer.worker.errors import InvalidInputError
+from asyncinfer.worker.intake import Rejection, load_input, read_request
 
 
 def test_request_round_trip() -> None:
@@ -115,10 +115,13 @@ def test_stop_returns_what_is_there() -> None:
 
 
 def test_worker_environment_names_real_settings_only() -> None:
-    from worker.settings import WorkerSettings, worker_environment
+    from asyncinfer.core.worker_settings import WorkerSettings, worker_environment
 
-    env = worker_environment(subscription="s", results_topic="r", max_batch_size=8)
-    assert env == {"ASYNCINFER_SUBSCRIPTION": "s", "ASYNCINFER_RESULTS_TOPIC": "r", "ASYNCINFER_MAX_BATCH_SIZE": "8"}
+    env = worker_environment(subscription="s", results_topic="r", handler="m:f", max_batch_size=8)
+    assert env == {
+        "ASYNCINFER_SUBSCRIPTION": "s", "ASYNCINFER_RESULTS_TOPIC": "r", "ASYNCINFER_HANDLER": "m:f",
+        "ASYNCINFER_MAX_BATCH_SIZE": "8",
+    }
     settings = WorkerSettings(_env_file=None, **{k.removeprefix("ASYNCINFER_").lower(): v for k, v in env.items()})
     assert settings.max_batch_size == 8
     with pytest.raises(ValueError, match="max_batchsize"):

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.emulator
 def test_demo_answers_every_drawing_and_writes_its_report(emulator_host: str, tmp_path: Path) -> None:
     report = tmp_path / "demo-report.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "demo", "--count", "60", "--rate", "0", "--report", str(report)],
+        [sys.executable, "-m", "asyncinfer.tools.cli", "demo", "--count", "60", "--rate", "0", "--report", str(report)],
         cwd=tmp_path, env={**os.environ, "PUBSUB_EMULATOR_HOST": emulator_host},
         capture_output=True, text=True, timeout=240,
     )

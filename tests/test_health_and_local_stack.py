@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from asyncinfer.core.contract import InferenceRequest
+from asyncinfer.tools.local.emulator import free_port
 from tests.conftest import PROJECT
-from worker.contract import InferenceRequest
-from worker.local.emulator import free_port
 
 pytestmark = pytest.mark.emulator
 
@@ -79,8 +79,8 @@ def test_health_reports_a_subscription_it_cannot_pull(start_worker: Any) -> None
 def test_local_stack_scales_from_zero_answers_everything_and_scales_back(
     emulator_host: str, tmp_path: Path
 ) -> None:
-    from worker.client import AsyncInferClient
-    from worker.local.stack import LocalStack, LocalStackConfig, read_state
+    from asyncinfer.client.client import AsyncInferClient
+    from asyncinfer.tools.local.stack import LocalStack, LocalStackConfig, read_state
 
     config = LocalStackConfig(
         project=PROJECT, queue="stacktest", handler="tests.support.faulty_handler:build_handler",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asyncinfer.policy import (
+from asyncinfer.core.policy import (
     PolicyError,
     ScaleInStabilizer,
     ScalingPolicy,

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
+from asyncinfer.client.client import AsyncInferClient
+from asyncinfer.core.contract import InferenceRequest
+from asyncinfer.tools.loadtest import run_load
 from tests.conftest import REPO
-from worker.client import AsyncInferClient
-from worker.contract import InferenceRequest
-from worker.loadtest import run_load
 
 pytestmark = pytest.mark.emulator
 
@@ -35,7 +35,7 @@ full_runs = pytest.mark.skipif(
 def asyncinfer(*args: str, emulator_host: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PUBSUB_EMULATOR_HOST": emulator_host}
     return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args], cwd=REPO, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "asyncinfer.tools.cli", *args], cwd=REPO, env=env, capture_output=True, text=True,
         timeout=timeout_s,
     )
 
@@ -76,7 +76,8 @@ def test_local_stack_survives_outside_kills(tmp_path: Path, emulator_host: str) 
     state_dir = tmp_path / "stack"
     env = {**os.environ, "PUBSUB_EMULATOR_HOST": emulator_host}
     up = subprocess.Popen(
-        [sys.executable, "-m", "worker.cli", "local", "up", "--state-dir", str(state_dir), "--min-workers", "2",
+        [sys.executable, "-m", "asyncinfer.tools.cli", "local", "up", "--state-dir", str(state_dir),
+         "--min-workers", "2",
          "--max-workers", "2", "--queue", f"o{uuid.uuid4().hex[:10]}"],
         cwd=REPO, env=env, stdout=(tmp_path / "up.log").open("wb"), stderr=subprocess.STDOUT,
     )

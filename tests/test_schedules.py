@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from asyncinfer.schedules import (
+from asyncinfer.core.schedules import (
     BusinessCalendar,
     ScalingSchedule,
     ScheduleError,

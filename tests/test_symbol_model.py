@@ -14,10 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-from worker.errors import InvalidInputError, TransientError
-from worker.handler import ModelHandler
-from worker.models.render import SYMBOL_CLASSES, image_to_array, render_dataset, render_png, render_symbol
-from worker.models.symbols import DEFAULT_WEIGHTS, SymbolHandler, build_handler
+from asyncinfer.worker.errors import InvalidInputError, TransientError
+from asyncinfer.worker.handler import ModelHandler
+from drawing_symbols.render import SYMBOL_CLASSES, image_to_array, render_dataset, render_png, render_symbol
+from drawing_symbols.symbols import DEFAULT_WEIGHTS, SymbolHandler, build_handler
 
 # Neither the training seed (0) nor its held-out seed (1): images the model has never been scored on.
 TEST_SEED = 20_251_125
@@ -27,7 +27,7 @@ TEST_SAMPLES = 1000
 @pytest.fixture(scope="module")
 def handler() -> Iterator[SymbolHandler]:
     if not DEFAULT_WEIGHTS.exists():
-        pytest.fail(f"{DEFAULT_WEIGHTS} is missing; run `python -m worker.models.train`")
+        pytest.fail(f"{DEFAULT_WEIGHTS} is missing; run `python -m drawing_symbols.train`")
     h = build_handler()
     h.load(torch.device("cpu"))
     yield h

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.contract import InferenceRequest
+from asyncinfer.core.contract import InferenceRequest
 
 pytestmark = pytest.mark.emulator
 

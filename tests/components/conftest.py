@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.plan_command import RecordedResource, RecordingMonitor, install_mocks, run_under_mocks
+from asyncinfer.components.testing import RecordedResource, RecordingMonitor, install_mocks, run_under_mocks
 
 PROJECT = "test-project"
 #: Pinned so schedule contents do not depend on the day the tests run.

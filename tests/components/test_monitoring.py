@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from components.monitoring import Monitoring, MonitoringArgs
-from components.queue import Queue, QueueArgs
+from asyncinfer.components.monitoring import Monitoring, MonitoringArgs
+from asyncinfer.components.queue import Queue, QueueArgs
 from tests.components.conftest import PROJECT, Engine
 
 ALERT = "gcp:monitoring/alertPolicy:AlertPolicy"

@@ -4,9 +4,9 @@ from typing import Any
 
 import pulumi
 
-from asyncinfer.topology import QueueTopology
-from components.plan_command import PROJECT_NUMBER
-from components.queue import Queue, QueueArgs
+from asyncinfer.components.queue import Queue, QueueArgs
+from asyncinfer.components.testing import PROJECT_NUMBER
+from asyncinfer.core.topology import QueueTopology
 from tests.components.conftest import PROJECT, Engine
 
 TOPIC = "gcp:pubsub/topic:Topic"

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from asyncinfer.schedules import MAX_SCHEDULES, BusinessCalendar, parse_cron
-from components.baked_image import IMAGES_DIR, BakedImage, BakedImageArgs, content_hash
-from components.schedule_scaler import ScheduleScaler, ScheduleScalerArgs
+from asyncinfer.components.baked_image import BAKE_DIR, BakedImage, BakedImageArgs, content_hash
+from asyncinfer.components.package_files import package_dir
+from asyncinfer.components.schedule_scaler import ScheduleScaler, ScheduleScalerArgs
+from asyncinfer.core.schedules import MAX_SCHEDULES, BusinessCalendar, parse_cron
 from tests.components.conftest import PROJECT, SCHEDULE_START, Engine
 
 COMMAND = "command:local:Command"
@@ -54,9 +55,9 @@ def test_image_name_follows_the_content_hash() -> None:
 
 
 def test_hash_covers_template_and_scripts(tmp_path: Path) -> None:
-    shutil.copytree(IMAGES_DIR, tmp_path / "images")
+    shutil.copytree(BAKE_DIR, tmp_path / "images")
     before = content_hash(tmp_path / "images", WORKER_IMAGE)
-    assert before == content_hash(IMAGES_DIR, WORKER_IMAGE)
+    assert before == content_hash(BAKE_DIR, WORKER_IMAGE)
     script = tmp_path / "images" / "scripts" / "cleanup.sh"
     script.write_text(script.read_text() + "\n# changed\n")
     assert content_hash(tmp_path / "images", WORKER_IMAGE) != before
@@ -103,7 +104,7 @@ def test_existing_image_and_family_exclude_each_other() -> None:
 
 @pytest.mark.skipif(shutil.which("packer") is None, reason="packer is not installed")
 def test_packer_template_validates() -> None:
-    template = IMAGES_DIR / "gpu-worker.pkr.hcl"
+    template = BAKE_DIR / "gpu-worker.pkr.hcl"
     syntax = subprocess.run(["packer", "validate", "-syntax-only", str(template)], capture_output=True, text=True)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr
     # A full validate also rejects unknown builder arguments; it works offline with dummy variables.
@@ -123,7 +124,7 @@ def test_packer_template_validates() -> None:
         ],
         capture_output=True,
         text=True,
-        cwd=IMAGES_DIR,
+        cwd=BAKE_DIR,
         timeout=120,
     )
     assert full.returncode == 0, full.stdout + full.stderr
@@ -131,9 +132,9 @@ def test_packer_template_validates() -> None:
 
 def test_provisioning_scripts_are_strict_bash() -> None:
     for script in [
-        *sorted((IMAGES_DIR / "scripts").glob("*.sh")),
-        IMAGES_DIR / "startup.sh",
-        IMAGES_DIR / "shutdown.sh",
+        *sorted((BAKE_DIR / "scripts").glob("*.sh")),
+        package_dir("boot") / "startup.sh",
+        package_dir("boot") / "shutdown.sh",
     ]:
         text = script.read_text()
         assert text.startswith("#!/bin/bash"), script

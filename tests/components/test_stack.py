@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from components import plan_command
-from components.model_stack import ModelStackArgs, program
-from components.plan_command import read_stack_file
-from components.stack_config import StackConfigError, parse_stack_config
+from asyncinfer.components.model_stack import ModelStackArgs, program
+from asyncinfer.components.stack_config import StackConfigError, parse_stack_config
+from asyncinfer.tools.commands import plan_command
+from asyncinfer.tools.commands.plan_command import read_stack_file
 from tests.components.conftest import SCHEDULE_START, Engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def test_defaults_from_one_key() -> None:
     calendar = parsed.calendar()
     assert (calendar.country, calendar.time_zone, calendar.weekdays) == ("JP", "Asia/Tokyo", (0, 1, 2, 3, 4))
     assert (calendar.business_start_hour, calendar.business_end_hour, calendar.business_min_workers) == (9, 18, 1)
-    assert parsed.handler_name == "worker.models.symbols:build_handler"
+    assert parsed.handler is None
 
 
 def test_gcp_zone_and_structured_values() -> None:
@@ -186,7 +186,7 @@ def test_every_component_registers_its_outputs(engine: Engine) -> None:
 
 def component_classes() -> list[tuple[Path, ast.ClassDef]]:
     found = []
-    for path in sorted((REPO / "components").glob("*.py")):
+    for path in sorted((REPO / "components" / "src" / "asyncinfer" / "components").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef) and any(ast.unparse(b).endswith("ComponentResource") for b in node.bases):
                 found.append((path, node))
@@ -216,7 +216,7 @@ def test_register_outputs_is_the_last_statement_of_every_component() -> None:
 
 
 def test_model_stack_args_in_one_line(engine: Engine) -> None:
-    from components.model_stack import ModelStack
+    from asyncinfer.components.model_stack import ModelStack
 
     def build() -> ModelStack:
         # The one line a Pulumi program needs for a new model.

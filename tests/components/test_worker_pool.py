@@ -5,11 +5,9 @@ from typing import Any
 
 import pytest
 
-from asyncinfer.policy import ScalingPolicy
-from asyncinfer.schedules import MAX_SCHEDULES, MIN_DURATION_S, BusinessCalendar, parse_cron
-from components.queue import Queue, QueueArgs
-from components.schedule_scaler import ScheduleScaler, ScheduleScalerArgs
-from components.worker_pool import (
+from asyncinfer.components.queue import Queue, QueueArgs
+from asyncinfer.components.schedule_scaler import ScheduleScaler, ScheduleScalerArgs
+from asyncinfer.components.worker_pool import (
     BACKLOG_METRIC,
     METRIC_LAG_S,
     METRIC_PERIOD_S,
@@ -21,6 +19,8 @@ from components.worker_pool import (
     backlog_filter,
     validate_gpu,
 )
+from asyncinfer.core.policy import ScalingPolicy
+from asyncinfer.core.schedules import MAX_SCHEDULES, MIN_DURATION_S, BusinessCalendar, parse_cron
 from tests.components.conftest import PROJECT, SCHEDULE_START, Engine
 
 TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
@@ -123,7 +123,6 @@ def test_startup_and_shutdown_scripts(engine: Engine) -> None:
         f"ASYNCINFER_PROJECT={PROJECT}",
         "ASYNCINFER_SUBSCRIPTION=symbols-requests-workers",
         "ASYNCINFER_RESULTS_TOPIC=symbols-results",
-        "ASYNCINFER_HANDLER=worker.models.symbols:build_handler",
         "ASYNCINFER_MAX_BATCH_SIZE=16",
         "ASYNCINFER_MAX_WAIT_MS=10",
         "ASYNCINFER_DRAIN_TIMEOUT_S=20",
@@ -131,9 +130,16 @@ def test_startup_and_shutdown_scripts(engine: Engine) -> None:
     ):
         assert f"\n{line}\n" in startup
     assert "--gpus all" in startup and "@@" not in startup
+    # The image names its own handler unless the stack overrides it.
+    assert "ASYNCINFER_HANDLER" not in startup
     assert "asia-northeast1-docker.pkg.dev/test-project/asyncinfer/symbols:1" in startup
     assert f"docker stop -t {STOP_TIMEOUT_S} asyncinfer-worker" in metadata["shutdown-script"]
     assert "@@" not in metadata["shutdown-script"]
+
+
+def test_a_stack_may_override_the_images_handler(engine: Engine) -> None:
+    graph = engine.run(lambda: build_pool(handler="my_model.serve:build"))
+    assert "\nASYNCINFER_HANDLER=my_model.serve:build\n" in graph.one(TEMPLATE).inputs["metadata"]["startup-script"]
 
 
 def test_health_check_and_update_policy(engine: Engine) -> None:

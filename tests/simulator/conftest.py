@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from asyncinfer.simulator.traces import REFERENCE_START, Trace
+from asyncinfer.tools.simulator.traces import REFERENCE_START, Trace
 
 
 @pytest.fixture

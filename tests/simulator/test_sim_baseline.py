@@ -7,9 +7,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from asyncinfer.simulator.baseline import servers_for_peak, simulate_sync
-from asyncinfer.simulator.config import SyncConfig
-from asyncinfer.simulator.traces import Trace
+from asyncinfer.tools.simulator.baseline import servers_for_peak, simulate_sync
+from asyncinfer.tools.simulator.config import SyncConfig
+from asyncinfer.tools.simulator.traces import Trace
 
 MakeTrace = Callable[..., Trace]
 

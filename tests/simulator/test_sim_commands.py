@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from asyncinfer.simulator import simulate_command, tune_command
-from asyncinfer.simulator.config import load_configs
-from asyncinfer.simulator.engine import simulate_async
-from asyncinfer.simulator.traces import load_trace
+from asyncinfer.tools.commands import simulate_command, tune_command
+from asyncinfer.tools.simulator.config import load_configs
+from asyncinfer.tools.simulator.engine import simulate_async
+from asyncinfer.tools.simulator.traces import load_trace
 
 
 def _args(module: object, argv: list[str]) -> argparse.Namespace:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from asyncinfer.simulator.config import AsyncConfig, ConfigError, SyncConfig, load_configs, parse_configs
-from asyncinfer.simulator.prices import PRICE_TABLE, billed_seconds, price_per_hour
+from asyncinfer.tools.simulator.config import AsyncConfig, ConfigError, SyncConfig, load_configs, parse_configs
+from asyncinfer.tools.simulator.prices import PRICE_TABLE, billed_seconds, price_per_hour
 
 
 def test_a_file_may_hold_several_designs(tmp_path: Path) -> None:
@@ -71,10 +71,10 @@ def test_assignment_leaves_the_reaction_time_out_of_the_goal(
 
 
 def test_simulator_and_components_derive_the_same_policy() -> None:
-    """DESIGN.md section 3: one policy. The default pool of the simulator and of a stack, at the same
+    """docs/PLATFORM.md: one policy. The default pool of the simulator and of a stack, at the same
     throughput and goal, must hand GCE the same assignment."""
     pytest.importorskip("pulumi_gcp")
-    from components.stack_config import parse_stack_config
+    from asyncinfer.components.stack_config import parse_stack_config
 
     for baked, goal in ((True, 600.0), (False, 900.0)):
         sim = AsyncConfig(name="x", baked=baked, latency_goal_s=goal)

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import asyncinfer.simulator.engine as engine
-from asyncinfer import policy
-from asyncinfer.simulator.config import AsyncConfig, BatchTiming, CalendarConfig
-from asyncinfer.simulator.engine import simulate_async
-from asyncinfer.simulator.traces import Trace
+import asyncinfer.tools.simulator.engine as engine
+from asyncinfer.core import policy
+from asyncinfer.tools.simulator.config import AsyncConfig, BatchTiming, CalendarConfig
+from asyncinfer.tools.simulator.engine import simulate_async
+from asyncinfer.tools.simulator.traces import Trace
 
 MakeTrace = Callable[..., Trace]
 # No randomness unless a test asks for it.
@@ -162,7 +162,7 @@ def test_week_long_trace_runs_in_seconds() -> None:
     import time
     from pathlib import Path
 
-    from asyncinfer.simulator.traces import load_trace
+    from asyncinfer.tools.simulator.traces import load_trace
 
     trace = load_trace(Path(__file__).parents[2] / "traces" / "office_week.csv")
     started = time.perf_counter()

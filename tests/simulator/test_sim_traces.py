@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asyncinfer.simulator.traces import (
+from asyncinfer.tools.simulator.traces import (
     REFERENCE_START,
     TraceError,
     load_trace,

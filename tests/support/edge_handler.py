@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from worker.errors import InvalidInputError, TransientError
+from asyncinfer.worker.errors import InvalidInputError, TransientError
 
 COMMANDS = (b"ok", b"nan", b"inf", b"-inf", b"tensor", b"boom", b"transient", b"slow")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from worker.errors import InvalidInputError, TransientError
+from asyncinfer.worker.errors import InvalidInputError, TransientError
 
 CODES = {b"ok": 0, b"boom": 1, b"nan": 2, b"transient": 3, b"slow": 4}
 

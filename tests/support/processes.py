@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from asyncinfer.topology import QueueTopology
+from asyncinfer.core.topology import QueueTopology
+from asyncinfer.tools.local.worker_process import spawn_worker as spawn_worker_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,11 +28,7 @@ def spawn_worker(
         "ASYNCINFER_TORCH_THREADS": "1",
         **env,
     }
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "--json-logs"],
-            cwd=REPO, env=full_env, stdout=log_file, stderr=subprocess.STDOUT,
-        )
+    process = spawn_worker_process(full_env, log_path, cwd=REPO)
     process.log_path = log_path  # type: ignore[attr-defined]
     return process
 

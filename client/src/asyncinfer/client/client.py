@@ -1,0 +1,155 @@
+"""The Python client: submit requests, collect results, wait for answers.
+
+A client owns two subscriptions for its lifetime, one on the results topic and one on the dead-letter
+topic, created before anything is submitted so no answer can slip past. Each request id maps to its
+first answer; later answers for the same id are counted as duplicates, not treated as new results.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pydantic_core
+import structlog
+from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1.types import BatchSettings
+from pydantic import ValidationError
+
+from asyncinfer.client.tap import PubsubMessage, SubscriptionTap
+from asyncinfer.core.contract import InferenceRequest, InferenceResult
+
+log = structlog.get_logger("asyncinfer.client")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The final answer to one request: a result, or the fact that it was dead-lettered."""
+
+    kind: Literal["result", "dead_letter"]
+    received_at: float
+    result: InferenceResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.ok
+
+
+class AsyncInferClient:
+    def __init__(self, project: str, requests_topic: str, results_topic: str, dead_letter_topic: str | None = None):
+        self._publisher = pubsub_v1.PublisherClient(
+            batch_settings=BatchSettings(max_messages=500, max_bytes=5_000_000, max_latency=0.01)
+        )
+        self._project = project
+        self._requests_topic = self._publisher.topic_path(project, requests_topic)
+        self._lock = threading.Condition()
+        self.answers: dict[str, Answer] = {}
+        self.submitted_at: dict[str, float] = {}
+        self.duplicate_answers: Counter[str] = Counter()
+        self._message_to_request: dict[str, str] = {}
+        # Both taps exist before anything is submitted, so no answer can slip past.
+        self._taps = [SubscriptionTap.on_topic(project, results_topic, "client", self._on_results).start()]
+        if dead_letter_topic:
+            self._taps.append(
+                SubscriptionTap.on_topic(project, dead_letter_topic, "client", self._on_dead_letters).start()
+            )
+
+    @classmethod
+    def from_status(cls, status: dict[str, Any]) -> AsyncInferClient:
+        """Connect to a local stack from `asyncinfer local status --json`."""
+        return cls(status["project"], status["requests_topic"], status["results_topic"], status["dead_letter_topic"])
+
+    # --- submitting -----------------------------------------------------------------------------
+
+    def submit(self, request: InferenceRequest) -> Future[str]:
+        """Publish one request; the future resolves to its Pub/Sub message id."""
+        data = request.model_dump_json(exclude_none=True).encode()
+        return self.submit_raw(data, request_id=request.request_id)
+
+    def submit_raw(self, data: bytes, request_id: str | None = None, **attributes: str) -> Future[str]:
+        """Publish arbitrary bytes (tests of bad input use this). Unreadable requests are matched
+        back through their message id."""
+        key = request_id or f"raw-{uuid.uuid4().hex}"
+        with self._lock:
+            self.submitted_at[key] = time.monotonic()
+        future: Future[str] = self._publisher.publish(self._requests_topic, data, **attributes)
+
+        def remember(done: Future[str]) -> None:
+            if done.exception() is None:
+                with self._lock:
+                    self._message_to_request[done.result()] = key
+                    self._lock.notify_all()
+
+        future.add_done_callback(remember)
+        return future
+
+    # --- answers --------------------------------------------------------------------------------
+
+    def wait(self, request_ids: Iterable[str], timeout_s: float) -> dict[str, Answer]:
+        """Block until every id has an answer or the timeout passes; returns the answers found."""
+        wanted = list(request_ids)
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            self._lock.wait_for(
+                lambda: all(r in self.answers for r in wanted), timeout=max(0.0, deadline - time.monotonic())
+            )
+            return {r: self.answers[r] for r in wanted if r in self.answers}
+
+    def results(self) -> dict[str, Answer]:
+        with self._lock:
+            return dict(self.answers)
+
+    def close(self) -> None:
+        for tap in self._taps:
+            tap.close()
+        self._publisher.stop()
+
+    def __enter__(self) -> AsyncInferClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _on_results(self, messages: list[PubsubMessage], arrived: float) -> None:
+        for message in messages:
+            try:
+                result = InferenceResult.model_validate_json(message.data)
+            except ValidationError:
+                # Not ours to retry: a result we cannot read would come back forever.
+                log.warning("unreadable result ignored", message_id=message.message_id)
+                continue
+            self._record(result.request_id, result.message_id, Answer("result", arrived, result))
+
+    def _on_dead_letters(self, messages: list[PubsubMessage], arrived: float) -> None:
+        for message in messages:
+            request_id = None
+            try:
+                raw = pydantic_core.from_json(message.data)
+                if isinstance(raw, dict) and isinstance(raw.get("request_id"), str):
+                    request_id = raw["request_id"]
+            except ValueError:
+                pass
+            self._record(request_id, message.message_id, Answer("dead_letter", arrived))
+
+    def _record(self, request_id: str | None, message_id: str, answer: Answer) -> None:
+        with self._lock:
+            key = request_id
+            if key is None or key not in self.submitted_at:
+                # Unreadable requests are answered under their message id: map it back.
+                deadline = time.monotonic() + 5
+                while message_id not in self._message_to_request and time.monotonic() < deadline:
+                    self._lock.wait(0.05)
+                key = self._message_to_request.get(message_id, key or f"unknown-{message_id}")
+            if key in self.answers:
+                self.duplicate_answers[key] += 1
+            else:
+                self.answers[key] = answer
+            self._lock.notify_all()

@@ -1,0 +1,167 @@
+"""One line per model: queue, baked image, schedules, GPU worker pool and monitoring.
+
+From a Pulumi program:
+
+    ModelStack("ocr", ModelStackArgs.of(image="asia-northeast1-docker.pkg.dev/p/r/ocr:1", project="p"))
+
+or, as this repository's own `__main__.py` does, from the stack's configuration (`program()`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from asyncinfer.components.baked_image import BakedImage, BakedImageArgs
+from asyncinfer.components.monitoring import Monitoring, MonitoringArgs
+from asyncinfer.components.queue import Queue, QueueArgs
+from asyncinfer.components.schedule_scaler import ScheduleScaler, ScheduleScalerArgs
+from asyncinfer.components.stack_config import StackConfig, load_stack_config, parse_stack_config
+from asyncinfer.components.worker_pool import GpuWorkerPool, GpuWorkerPoolArgs
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelStackArgs:
+    config: StackConfig
+    #: First month of the compiled schedules; None = today. Tests pin it.
+    schedule_start: dt.date | None = None
+
+    @classmethod
+    def of(cls, *, image: str, project: str, region: str | None = None, **settings: Any) -> ModelStackArgs:
+        """Validated arguments from keyword settings named like the config keys (snake or camel case)."""
+        values: dict[str, Any] = {"asyncinfer:image": image, "gcp:project": project}
+        if region is not None:
+            values["gcp:region"] = region
+        model = settings.pop("model", None)
+        for key, value in settings.items():
+            values[f"asyncinfer:{_camel(key)}"] = value
+        return cls(config=parse_stack_config(values, stack=model or pulumi.get_stack()))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class ModelStack(pulumi.ComponentResource):
+    queue: Queue
+    image: BakedImage
+    schedules: ScheduleScaler
+    pool: GpuWorkerPool
+    monitoring: Monitoring
+
+    def __init__(self, name: str, args: ModelStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("asyncinfer:index:ModelStack", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+        model = config.model_name
+        zones = config.pool_zones
+
+        self.queue = Queue(
+            f"{name}-queue",
+            QueueArgs(
+                topology=config.topology(), project=config.project, results_subscription=config.results_subscription
+            ),
+            opts=child,
+        )
+        self.image = BakedImage(
+            f"{name}-image",
+            BakedImageArgs(
+                project=config.project,
+                zone=zones[0],
+                worker_image=config.image,
+                driver_branch=config.driver_branch,
+                disk_size_gb=config.boot_disk_gb,
+                network=config.network,
+                subnetwork=config.subnetwork,
+                existing_image=config.existing_image,
+                existing_family=config.existing_family,
+            ),
+            opts=child,
+        )
+        self.schedules = ScheduleScaler(
+            f"{name}-schedules",
+            ScheduleScalerArgs(calendar=config.calendar(), start=args.schedule_start),
+            opts=child,
+        )
+        self.pool = GpuWorkerPool(
+            f"{name}-pool",
+            GpuWorkerPoolArgs(
+                project=config.project,
+                region=config.region,
+                zones=zones,
+                model=model,
+                subscription_name=self.queue.requests_subscription_name,
+                results_topic_name=self.queue.results_topic_name,
+                source_image=self.image.self_link,
+                worker_image=config.image,
+                policy=config.policy(),
+                schedules=self.schedules,
+                machine_type=config.machine_type,
+                gpu_type=config.gpu_type,
+                gpu_count=config.gpu_count,
+                boot_disk_gb=config.boot_disk_gb,
+                network=config.network,
+                subnetwork=config.subnetwork,
+                external_ip=config.external_ip,
+                create_nat=config.create_nat,
+                secure_boot=config.secure_boot,
+                handler=config.handler,
+                max_batch_size=config.max_batch_size,
+                max_wait_ms=config.max_wait_ms,
+                drain_timeout_s=config.drain_timeout_s,
+                health_port=config.health_port,
+                worker_env=config.worker_env,
+                boot_to_ready_s=config.boot_to_ready,
+                cpu_utilization_target=config.cpu_target,
+                custom_metrics=config.custom_metric_signals(),
+                scale_in_max_replicas=config.scale_in_max_vms,
+                scale_in_max_percent=config.scale_in_max_percent,
+            ),
+            opts=child,
+        )
+        self.monitoring = Monitoring(
+            f"{name}-monitoring",
+            MonitoringArgs(
+                project=config.project,
+                model=model,
+                subscription_name=self.queue.requests_subscription_name,
+                dead_letter_subscription_name=self.queue.dead_letter_subscription_name,
+                instance_group_names=self.pool.instance_group_names,
+                latency_goal_s=config.latency_goal_s,
+                boot_to_ready_s=config.boot_to_ready,
+                notification_channels=config.notification_channels,
+            ),
+            opts=child,
+        )
+        self.register_outputs(self.outputs())
+
+    def outputs(self) -> dict[str, Any]:
+        """What a client and an operator need; `__main__` exports exactly these."""
+        return {
+            "requests_topic": self.queue.requests_topic_id,
+            "requests_subscription": self.queue.requests_subscription_id,
+            "results_topic": self.queue.results_topic_id,
+            "results_subscription": self.queue.results_subscription_id,
+            "dead_letter_topic": self.queue.dead_letter_topic_id,
+            "dead_letter_subscription": self.queue.dead_letter_subscription_id,
+            "vm_image": self.image.self_link,
+            "service_account": self.pool.service_account_email,
+            "instance_groups": self.pool.instance_group_manager_ids,
+            "dashboard": self.monitoring.dashboard_id,
+        }
+
+
+def program(schedule_start: dt.date | None = None) -> ModelStack:
+    """The whole Pulumi program: shared by `__main__.py` and `asyncinfer plan`.
+
+    The configuration is validated first, so a bad key stops the run before any resource exists.
+    """
+    config = load_stack_config()
+    stack = ModelStack(config.model_name, ModelStackArgs(config=config, schedule_start=schedule_start))
+    for key, value in stack.outputs().items():
+        pulumi.export(key, value)
+    return stack

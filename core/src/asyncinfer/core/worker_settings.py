@@ -1,0 +1,83 @@
+"""Worker settings, from the environment (prefix ASYNCINFER_), the same on a VM and locally."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASYNCINFER_", extra="ignore")  # == ENV_PREFIX
+
+    project: str = "asyncinfer-local"
+    subscription: str = Field(description="subscription name or projects/P/subscriptions/S path")
+    results_topic: str = Field(description="topic name or projects/P/topics/T path")
+    #: "module:function" returning a ModelHandler; a model's container image sets it.
+    handler: str = Field(description="the model handler factory, 'package.module:function'")
+    max_batch_size: int = Field(32, ge=1, le=1024)
+    #: The wait starts at a batch's first message, so an idle worker answers one request promptly.
+    max_wait_ms: float = Field(10.0, ge=0)
+    #: Preemption gives ~30 s; finish or hand back what is held within this bound.
+    drain_timeout_s: float = Field(25.0, ge=0)
+    #: Leases are extended by the client up to this long; a batch must never take longer.
+    max_lease_s: float = Field(600.0, ge=10)
+    #: After a failed model load, report unhealthy this long before exiting 1.
+    load_failure_exit_s: float = Field(30.0, ge=0)
+    health_host: str = "0.0.0.0"
+    #: 0 disables the endpoint (local workers are watched by their controller instead).
+    health_port: int = Field(8080, ge=0, le=65535)
+    max_inline_bytes: int = Field(8_000_000, ge=1)
+    #: file:// inputs must live under this folder.
+    file_root: Path = Path(".asyncinfer/blobs")
+    #: Outputs larger than this travel by URI (claim check) under results_uri_prefix.
+    max_inline_output_bytes: int = Field(1_000_000, ge=1)
+    results_uri_prefix: str = "file://.asyncinfer/results"
+    #: 0 lets torch decide; the local controller sets it so processes x threads <= cores.
+    torch_threads: int = Field(0, ge=0)
+    device: str = "auto"
+    worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    #: Request ids remembered so a redelivery is answered again without a second inference.
+    result_cache_size: int = Field(10_000, ge=0)
+
+    @model_validator(mode="after")
+    def _lease_covers_batch(self) -> WorkerSettings:
+        if self.drain_timeout_s >= self.max_lease_s:
+            raise ValueError("drain_timeout_s must be shorter than max_lease_s")
+        return self
+
+    @property
+    def flow_control_max_messages(self) -> int:
+        # One batch in the model, one being gathered: enough to keep the GPU busy, little enough
+        # that a spike grows the backlog on Pub/Sub and not this process's memory.
+        return 2 * self.max_batch_size
+
+    def subscription_path(self) -> str:
+        return _qualify(self.subscription, self.project, "subscriptions")
+
+    def results_topic_path(self) -> str:
+        return _qualify(self.results_topic, self.project, "topics")
+
+
+def _qualify(name: str, project: str, kind: str) -> str:
+    return name if name.startswith("projects/") else f"projects/{project}/{kind}/{name}"
+
+
+ENV_PREFIX = "ASYNCINFER_"
+
+
+def worker_environment(**values: object) -> dict[str, str]:
+    """The ASYNCINFER_* variables that configure a worker process, from WorkerSettings field names.
+
+    Everything that starts a worker (the VM's startup script, the local controller, the benchmark,
+    the tests) builds its environment here, so a misspelt setting fails where it is written instead
+    of being silently ignored by the worker.
+    """
+    unknown = sorted(set(values) - set(WorkerSettings.model_fields))
+    if unknown:
+        raise ValueError(f"not worker settings: {', '.join(unknown)}; WorkerSettings lists the names")
+    return {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in values.items()}
+

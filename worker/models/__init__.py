@@ -1,1 +1,0 @@
-"""The example model: recognising GD&T symbols cropped from engineering drawings."""

@@ -1,0 +1,5 @@
+import sys
+
+from asyncinfer.worker.main import main
+
+sys.exit(main())

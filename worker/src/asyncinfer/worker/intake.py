@@ -1,0 +1,138 @@
+"""Turn a message's bytes into a request, or into the reason it can never be one.
+
+Every rejection names what was wrong and what to send instead, and keeps the request id when one can
+be read at all, so the sender can match the error result to what it sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydantic_core
+from pydantic import ValidationError
+
+from asyncinfer.core.contract import SCHEMA_VERSION, InferenceRequest
+from asyncinfer.worker.errors import InvalidInputError, TransientError
+
+
+@dataclass(frozen=True)
+class Rejection:
+    code: str
+    message: str
+    request_id: str | None
+
+
+def read_request(data: bytes) -> InferenceRequest | Rejection:
+    if not data:
+        return Rejection("empty_body", "the message body is empty; send a JSON request object", None)
+    try:
+        # pydantic-core's parser has a recursion limit, so deeply nested JSON fails here cleanly.
+        raw = pydantic_core.from_json(data)
+    except ValueError as exc:
+        return Rejection("malformed_json", f"the body is not valid UTF-8 JSON ({_short(exc)})", None)
+    if not isinstance(raw, dict):
+        return Rejection(
+            "not_an_object", f"the body is JSON {type(raw).__name__}, expected an object with request_id", None
+        )
+    request_id = _readable_request_id(raw)
+    version = raw.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        return Rejection(
+            "unsupported_schema_version",
+            f"schema_version {version!r} is not supported; this worker speaks version {SCHEMA_VERSION}",
+            request_id,
+        )
+    try:
+        return InferenceRequest.model_validate(raw)
+    except ValidationError as exc:
+        return Rejection("invalid_request", _describe(exc), request_id)
+
+
+def _readable_request_id(raw: dict[str, Any]) -> str | None:
+    value = raw.get("request_id")
+    if isinstance(value, str) and 0 < len(value) <= 128:
+        return value
+    return None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "request"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200]
+
+
+def load_input(request: InferenceRequest, *, file_root: Path, max_inline_bytes: int) -> bytes:
+    """The input's bytes, inline or fetched by URI. Raises InvalidInputError for what can never
+    succeed and TransientError for storage trouble worth a retry."""
+    if request.input_b64 is not None:
+        if len(request.input_b64) > max_inline_bytes * 4 // 3 + 4:
+            raise InvalidInputError(
+                "payload_too_large",
+                f"inline input is over {max_inline_bytes} bytes; upload it and send input_uri instead",
+            )
+        try:
+            payload = base64.b64decode(request.input_b64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInputError("invalid_base64", f"input_b64 is not valid base64 ({exc})") from exc
+        # The length check above only bounds the decoding work; base64 padding lets a payload a few
+        # bytes over the limit through it, so the decoded size is what enforces the limit.
+        if len(payload) > max_inline_bytes:
+            raise InvalidInputError(
+                "payload_too_large",
+                f"inline input is {len(payload)} bytes, over {max_inline_bytes}; upload it and send input_uri instead",
+            )
+        return payload
+    assert request.input_uri is not None
+    if request.input_uri.startswith("file://"):
+        return _read_file_uri(request.input_uri, file_root)
+    return _read_gcs_uri(request.input_uri)
+
+
+def _read_file_uri(uri: str, file_root: Path) -> bytes:
+    root = file_root.resolve()
+    path = Path(uri.removeprefix("file://")).resolve()
+    if not path.is_relative_to(root):
+        raise InvalidInputError(
+            "forbidden_uri", f"{uri} is outside the allowed root {root}; put inputs under that folder"
+        )
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InvalidInputError("input_not_found", f"{uri} does not exist; upload it before submitting") from exc
+    except IsADirectoryError as exc:
+        raise InvalidInputError("input_not_found", f"{uri} is a folder, not a file") from exc
+    except OSError as exc:
+        raise TransientError(f"reading {uri} failed: {exc}") from exc
+
+
+@functools.cache
+def _storage_client() -> Any:
+    """One client per process: each one opens its own connection pool and reads credentials."""
+    try:
+        from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
+    except ImportError as exc:
+        raise TransientError("gs:// inputs need google-cloud-storage in the worker image (extra `gcs`)") from exc
+    return storage.Client()
+
+
+def _read_gcs_uri(uri: str) -> bytes:
+    from google.api_core import exceptions as gexc
+
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    try:
+        return bytes(_storage_client().bucket(bucket).blob(name).download_as_bytes())
+    except gexc.NotFound as exc:
+        raise InvalidInputError("input_not_found", f"{uri} does not exist; upload it before submitting") from exc
+    except gexc.Forbidden as exc:
+        raise InvalidInputError("forbidden_uri", f"the worker may not read {uri}: {exc.message}") from exc

@@ -1,0 +1,493 @@
+"""The worker loop: deliveries in, one final answer per message out.
+
+Threads and their jobs:
+- the transport's puller asks Pub/Sub for at most as many messages as flow control leaves room for;
+- intake threads read, validate and decode each delivery (so decoding overlaps with inference) and
+  hand ready items to a queue; what can never succeed is answered at once;
+- the main thread gathers micro-batches from that queue and runs the model;
+- the answer thread builds the batch's results and publishes them in one call; each message is acked
+  only after its result is published, so a crash between inference and publish means a redelivery,
+  never a lost answer.
+
+Shutdown (SIGTERM from a preemption or a scale-in): stop pulling, finish what is held while the drain
+bound allows and nack the rest, wait for results in flight, send the last acks, log the counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import queue
+import threading
+import time
+import uuid
+from collections import Counter, OrderedDict
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic_core
+import structlog
+import torch
+
+from asyncinfer.core.contract import ErrorInfo, InferenceRequest, InferenceResult, Timings, utcnow
+from asyncinfer.core.worker_settings import WorkerSettings
+from asyncinfer.worker.batcher import MicroBatcher
+from asyncinfer.worker.blobs import write_blob
+from asyncinfer.worker.errors import InvalidInputError, TransientError
+from asyncinfer.worker.handler import ModelHandler
+from asyncinfer.worker.intake import Rejection, load_input, read_request
+from asyncinfer.worker.transport import Delivery, PubSubTransport
+
+log = structlog.get_logger("asyncinfer.worker")
+
+
+@dataclass
+class HeldItem:
+    """A delivery that passed intake and waits for the model."""
+
+    delivery: Delivery
+    request: InferenceRequest
+    tensor: torch.Tensor
+    received_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class FinishedBatch:
+    """A batch the model is done with, waiting for its results to be published."""
+
+    batch_id: str
+    items: list[HeldItem]
+    outputs: list[dict[str, Any] | Exception]
+    started: float
+    inference_ms: float
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings, handler: ModelHandler, transport: PubSubTransport) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.transport = transport
+        self.counts: Counter[str] = Counter()
+        self.model_loaded = False
+        self.load_error: str | None = None
+        self._ready: queue.Queue[HeldItem] = queue.Queue()
+        self._finished: queue.Queue[FinishedBatch] = queue.Queue()
+        self._answer_thread = threading.Thread(target=self._answer_loop, name="answer", daemon=True)
+        self._batcher = MicroBatcher(self._ready, settings.max_batch_size, settings.max_wait_ms / 1000)
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._unanswered = 0  # deliveries taken and neither acked nor nacked yet
+        self._all_answered = threading.Condition(self._lock)
+        self._answered: OrderedDict[str, InferenceResult] = OrderedDict()
+        self._last_loop_at = time.monotonic()
+        self._device = torch.device("cpu")
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Safe to call from a signal handler: only sets a flag."""
+        self._stopping.set()
+
+    def load_model(self) -> None:
+        if self.settings.torch_threads:
+            torch.set_num_threads(self.settings.torch_threads)
+        wanted = self.settings.device
+        if wanted == "auto":
+            wanted = "cuda" if torch.cuda.is_available() else "cpu"
+        self._device = torch.device(wanted)
+        started = time.monotonic()
+        self.handler.load(self._device)
+        self.model_loaded = True
+        log.info(
+            "model loaded",
+            model=self.handler.name,
+            model_version=self.handler.version,
+            device=str(self._device),
+            load_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+
+    def run(self) -> int:
+        """Serve until request_stop(); returns the process exit code."""
+        try:
+            self.load_model()
+        except Exception as exc:
+            self.load_error = repr(exc)
+            log.exception("model failed to load")
+            # Stay up, unhealthy, long enough for the health check to see why (MIG autohealing
+            # then replaces the VM), then exit non-zero so a supervisor restarts the process.
+            self._stopping.wait(self.settings.load_failure_exit_s)
+            return 1
+        self._answer_thread.start()
+        self.transport.start(self._on_delivery)
+        log.info(
+            "worker started",
+            subscription=self.settings.subscription_path(),
+            max_batch_size=self.settings.max_batch_size,
+            max_wait_ms=self.settings.max_wait_ms,
+        )
+        while not self._stopping.is_set():
+            self._last_loop_at = time.monotonic()
+            if not self.transport.puller_alive:
+                log.error("pulling failed for too long; exiting", error=repr(self.transport.last_pull_error))
+                self._drain()
+                return 1
+            batch = self._batcher.next_batch(self._stopping)
+            if batch:
+                self._process_batch(batch)
+        return self._drain()
+
+    def problems(self) -> list[str]:
+        """What the health endpoint reports; empty means healthy."""
+        found = []
+        if self.load_error is not None:
+            found.append(f"model failed to load: {self.load_error}")
+        elif not self.model_loaded:
+            found.append("model not loaded yet")
+        elif self.transport.pull_failing and not self._stopping.is_set():
+            found.append(f"pulling from the subscription fails: {self.transport.last_pull_error!r}")
+        if time.monotonic() - self._last_loop_at > self.settings.max_lease_s:
+            found.append("processing loop stalled longer than the lease")
+        return found
+
+    def _drain(self) -> int:
+        started = time.monotonic()
+        deadline = started + self.settings.drain_timeout_s
+        self._stopping.set()
+        # Stop pulling first: a stream left open would keep delivering messages only to be nacked.
+        self.transport.stop_pulling(timeout_s=min(5.0, self.settings.drain_timeout_s))
+        finished = nacked = 0
+        last_batch_s = 0.0
+        while True:
+            # Finish a held batch only if it should end before the drain bound; nack the rest so
+            # another worker takes it at once instead of after the ack deadline.
+            if time.monotonic() + 2 * last_batch_s + 0.05 >= deadline:
+                break
+            batch = self._batcher.drain_nowait(self.settings.max_batch_size)
+            if not batch:
+                break
+            t0 = time.monotonic()
+            self._process_batch(batch)
+            last_batch_s = time.monotonic() - t0
+            finished += len(batch)
+        for item in self._batcher.drain_nowait():
+            self._nack(item.delivery, "draining")
+            nacked += 1
+        with self._all_answered:
+            self._all_answered.wait_for(lambda: self._unanswered == 0, timeout=max(0.1, deadline - time.monotonic()))
+            unanswered = self._unanswered
+        self.transport.close()
+        log.info(
+            "worker stopped",
+            drained_in_ms=round((time.monotonic() - started) * 1000, 1),
+            finished_while_draining=finished,
+            nacked_while_draining=nacked,
+            left_to_lease_expiry=unanswered,
+            **dict(self.counts),
+        )
+        return 0
+
+    # --- intake (client callback threads) -------------------------------------------------------------
+
+    def _on_delivery(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._unanswered += 1
+        self.counts["received"] += 1
+        if self._stopping.is_set():
+            # Delivered while the stream was closing: hand it straight back.
+            self._nack(delivery, "arrived_while_stopping")
+            return
+        try:
+            self._intake(delivery)
+        except TransientError as exc:
+            self._nack(delivery, "transient_input_error", error=str(exc))
+        except Exception as exc:  # intake must never kill a client thread and strand the message
+            log.exception("intake failed", message_id=delivery.message_id)
+            self._answer_error(delivery, None, "internal_error", f"intake failed: {exc!r}")
+
+    def _intake(self, delivery: Delivery) -> None:
+        parsed = read_request(delivery.data)
+        if isinstance(parsed, Rejection):
+            self._answer_error(delivery, parsed.request_id, parsed.code, parsed.message)
+            return
+        request = parsed
+        if request.model != self.handler.name:
+            self._answer_error(
+                delivery,
+                request.request_id,
+                "unknown_model",
+                f"model {request.model!r} is not served here; this queue serves {self.handler.name!r}",
+            )
+            return
+        cached = self._cached_result(request.request_id)
+        if cached is not None:
+            self._publish_replay(delivery, cached)
+            return
+        if request.deadline is not None and request.deadline <= utcnow():
+            self._answer_error(
+                delivery,
+                request.request_id,
+                "deadline_exceeded",
+                f"the deadline {request.deadline.isoformat()} passed before the request was taken",
+            )
+            return
+        try:
+            payload = load_input(
+                request, file_root=self.settings.file_root, max_inline_bytes=self.settings.max_inline_bytes
+            )
+            tensor = self.handler.decode(payload)
+        except InvalidInputError as exc:
+            self._answer_error(delivery, request.request_id, exc.code, exc.message)
+            return
+        self._ready.put(HeldItem(delivery=delivery, request=request, tensor=tensor))
+
+    # --- inference (main thread) ----------------------------------------------------------------
+
+    def _process_batch(self, batch: list[HeldItem]) -> None:
+        batch_id = uuid.uuid4().hex[:12]
+        structlog.contextvars.bind_contextvars(batch_id=batch_id)
+        try:
+            started = time.monotonic()
+            try:
+                outputs: list[dict[str, Any] | Exception] = list(self._predict([i.tensor for i in batch]))
+            except Exception as exc:
+                # One bad item must not fail its batch-mates: retry each alone, so only the item that
+                # fails again is nacked (transient) or answered with an error. A batch too big for
+                # the GPU's memory also gets through this way, one item at a time.
+                log.warning("batch failed; retrying its items one by one", size=len(batch), error=repr(exc))
+                outputs = [self._predict_alone(item.tensor) for item in batch]
+            inference_ms = (time.monotonic() - started) * 1000
+            # Building, serialising and publishing results is Python work: hand it to the answer
+            # thread so the next batch's inference runs meanwhile instead of waiting for it.
+            self._finished.put(FinishedBatch(batch_id, batch, outputs, started, inference_ms))
+        finally:
+            structlog.contextvars.unbind_contextvars("batch_id")
+
+    def _answer_loop(self) -> None:
+        while True:
+            finished = self._finished.get()
+            structlog.contextvars.bind_contextvars(batch_id=finished.batch_id)
+            try:
+                answers: list[tuple[Delivery, InferenceResult]] = []
+                for item, output in zip(finished.items, finished.outputs, strict=True):
+                    try:
+                        result = self._result_for(item, output, finished.started, finished.inference_ms)
+                    except Exception as exc:  # never strand a message: answer it with the reason
+                        log.exception("answering failed", request_id=item.request.request_id)
+                        result = self._error_result(item.delivery, item.request.request_id, "internal_error", repr(exc))
+                    if result is not None:
+                        answers.append((item.delivery, result))
+                self._publish_batch_then_ack(answers)
+                log.info(
+                    "batch done",
+                    size=len(finished.items),
+                    inference_ms=round(finished.inference_ms, 2),
+                    request_ids=[i.request.request_id for i in finished.items[:8]],
+                )
+            finally:
+                structlog.contextvars.unbind_contextvars("batch_id")
+
+    def _predict(self, tensors: list[torch.Tensor]) -> list[dict[str, Any]]:
+        if self._device.type == "cuda":
+            # Stack straight into pinned host memory: the handler's host-to-device copy can then be
+            # asynchronous (DMA) without a second host copy into a pinned staging buffer.
+            first = tensors[0]
+            pinned = torch.empty((len(tensors), *first.shape), dtype=first.dtype, pin_memory=True)
+            batch = torch.stack(tensors, out=pinned)
+        else:
+            batch = torch.stack(tensors)
+        outputs = self.handler.predict(batch)
+        if len(outputs) != len(tensors):
+            raise RuntimeError(f"handler returned {len(outputs)} outputs for {len(tensors)} inputs")
+        return outputs
+
+    def _predict_alone(self, tensor: torch.Tensor) -> dict[str, Any] | Exception:
+        try:
+            return self._predict([tensor])[0]
+        except Exception as exc:
+            return exc
+
+    def _result_for(
+        self, item: HeldItem, output: dict[str, Any] | Exception, started: float, inference_ms: float
+    ) -> InferenceResult | None:
+        """The answer to one batch item, or None when it was handed back (nacked) instead."""
+        request = item.request
+        if time.monotonic() - item.received_at > self.settings.max_lease_s:
+            # The lease may have lapsed and another worker may hold a redelivery: answer anyway,
+            # under the same request id, and say so, so the duplicate is visible and not silent.
+            self.counts["lease_expired"] += 1
+            log.warning("lease may have expired; a duplicate answer is possible", request_id=request.request_id)
+        timings = self._timings(item, started, inference_ms)
+        if isinstance(output, TransientError):
+            self._nack(item.delivery, "transient_model_error", error=str(output))
+            return None
+        if isinstance(output, Exception):
+            log.warning("handler failed on one item", request_id=request.request_id, error=repr(output))
+            return self._error_result(
+                item.delivery, request.request_id, "handler_error", f"the model failed on this input: {output!r}",
+                timings=timings,
+            )
+        problem = _output_problem(output)
+        if problem:
+            return self._error_result(item.delivery, request.request_id, "invalid_output", problem, timings=timings)
+        result = self._new_result(item.delivery, request.request_id, "ok", timings=timings)
+        # pydantic-core's Rust serializer: several times faster than json.dumps, and it measures the
+        # UTF-8 size the result will actually have on the wire.
+        encoded = pydantic_core.to_json(output)
+        if len(encoded) > self.settings.max_inline_output_bytes:
+            result.output_uri = write_blob(
+                self.settings.results_uri_prefix, f"{request.request_id}-{item.delivery.message_id}.json", encoded
+            )
+        else:
+            result.output = output
+        self._remember(result)
+        return result
+
+    def _timings(self, item: HeldItem, started: float, inference_ms: float) -> Timings:
+        now = time.monotonic()
+        submitted = item.request.submitted_at
+        queued_ms = None
+        total_ms = None
+        if submitted is not None:
+            wall_received = utcnow() - _seconds(now - item.received_at)
+            queued_ms = max(0.0, (wall_received - submitted).total_seconds() * 1000)
+            total_ms = max(0.0, (utcnow() - submitted).total_seconds() * 1000)
+        return Timings(
+            queued_ms=_round(queued_ms),
+            batch_wait_ms=_round((started - item.received_at) * 1000),
+            inference_ms=_round(inference_ms),
+            total_ms=_round(total_ms),
+        )
+
+    # --- answers ----------------------------------------------------------------------------------
+
+    def _new_result(
+        self, delivery: Delivery, request_id: str | None, status: str, timings: Timings | None = None
+    ) -> InferenceResult:
+        return InferenceResult(
+            request_id=request_id,
+            message_id=delivery.message_id,
+            message_attributes=dict(delivery.attributes) if request_id is None else {},
+            status=status,  # type: ignore[arg-type]
+            timings=timings or Timings(),
+            delivery_attempt=delivery.delivery_attempt,
+            worker_id=self.settings.worker_id,
+            model=self.handler.name,
+            model_version=self.handler.version,
+        )
+
+    def _answer_error(
+        self, delivery: Delivery, request_id: str | None, code: str, message: str, timings: Timings | None = None
+    ) -> None:
+        self._publish_then_ack(delivery, self._error_result(delivery, request_id, code, message, timings))
+
+    def _error_result(
+        self, delivery: Delivery, request_id: str | None, code: str, message: str, timings: Timings | None = None
+    ) -> InferenceResult:
+        self.counts[f"error_{code}"] += 1
+        log.warning("request rejected", code=code, reason=message, request_id=request_id,
+                    message_id=delivery.message_id)
+        result = self._new_result(delivery, request_id, "error", timings)
+        result.error = ErrorInfo(code=code, message=message, retryable=False)
+        return result
+
+    def _publish_replay(self, delivery: Delivery, cached: InferenceResult) -> None:
+        self.counts["replayed"] += 1
+        replay = cached.model_copy(
+            update={
+                "message_id": delivery.message_id,
+                "delivery_attempt": delivery.delivery_attempt,
+                "replayed": True,
+                "completed_at": utcnow(),
+            }
+        )
+        self._publish_then_ack(delivery, replay)
+
+    def _publish_batch_then_ack(self, answers: list[tuple[Delivery, InferenceResult]]) -> None:
+        """A batch's results in one publish call (one RPC, no per-message futures), then the acks."""
+        if not answers:
+            return
+        try:
+            self.transport.publish_batch([_wire(result) for _, result in answers])
+        except Exception as exc:
+            # Without published answers the messages must come back: nack, never ack.
+            for delivery, _ in answers:
+                self._nack(delivery, "publish_failed", error=repr(exc))
+            return
+        for delivery, result in answers:
+            self.counts[f"answered_{result.status}"] += 1
+            delivery.ack()
+            self._settled()
+
+    def _publish_then_ack(self, delivery: Delivery, result: InferenceResult) -> None:
+        future = self.transport.publish(*_wire(result))
+
+        def settle(done: Future[str]) -> None:
+            if done.exception() is None:
+                self.counts[f"answered_{result.status}"] += 1
+                delivery.ack()
+                self._settled()
+            else:
+                # Without a published answer the message must come back: nack, never ack.
+                self._nack(delivery, "publish_failed", error=repr(done.exception()))
+
+        future.add_done_callback(settle)
+
+    def _nack(self, delivery: Delivery, reason: str, **fields: Any) -> None:
+        self.counts[f"nacked_{reason}"] += 1
+        log.info("nacked", reason=reason, message_id=delivery.message_id, **fields)
+        delivery.nack()
+        self._settled()
+
+    def _settled(self) -> None:
+        with self._all_answered:
+            self._unanswered -= 1
+            if self._unanswered == 0:
+                self._all_answered.notify_all()
+
+    def _remember(self, result: InferenceResult) -> None:
+        if self.settings.result_cache_size == 0 or result.request_id is None:
+            return
+        with self._lock:
+            self._answered[result.request_id] = result
+            self._answered.move_to_end(result.request_id)
+            while len(self._answered) > self.settings.result_cache_size:
+                self._answered.popitem(last=False)
+
+    def _cached_result(self, request_id: str) -> InferenceResult | None:
+        with self._lock:
+            return self._answered.get(request_id)
+
+
+def _wire(result: InferenceResult) -> tuple[bytes, dict[str, str]]:
+    """A result as message body and attributes. The attributes let watchers (the local backlog
+    meter, the bench) match results to requests without parsing JSON."""
+    attributes = {"status": result.status, "message_id": result.message_id}
+    if result.request_id is not None:
+        attributes["request_id"] = result.request_id
+    return result.model_dump_json(exclude_none=True).encode(), attributes
+
+
+def _output_problem(output: Any) -> str | None:
+    """Why an output cannot be sent as JSON, or None. NaN and inf are not JSON and usually mean a
+    numerically broken model, which a client must hear about instead of parsing garbage."""
+    stack = [output]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"the model produced a non-finite number ({value}); the output was withheld"
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+        elif not isinstance(value, str | int | float | bool | type(None)):
+            return f"the model produced a {type(value).__name__}, which is not JSON"
+    return None
+
+
+def _seconds(value: float) -> dt.timedelta:
+    return dt.timedelta(seconds=value)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
