@@ -42,6 +42,9 @@ class WorkerSettings(BaseSettings):
     worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     #: Request ids remembered so a redelivery is answered again without a second inference.
     result_cache_size: int = Field(10_000, ge=0)
+    #: The gRPC message size limit of the worker's Pub/Sub channels under the emulator; -1 (default)
+    #: is none, as on the real service. A smaller value reproduces a message the worker cannot receive.
+    pubsub_max_message_bytes: int = Field(-1, ge=-1)
 
     @model_validator(mode="after")
     def _lease_covers_batch(self) -> WorkerSettings:

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.results_topic_path(),
         max_messages=settings.flow_control_max_messages,
         max_lease_s=settings.max_lease_s,
+        max_message_bytes=settings.pubsub_max_message_bytes,
     )
     worker = Worker(settings, handler, transport)
 

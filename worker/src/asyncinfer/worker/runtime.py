@@ -69,6 +69,9 @@ class Worker:
         self.handler = handler
         self.transport = transport
         self.counts: Counter[str] = Counter()
+        # Intake threads, the main thread, the answer thread and publish callbacks all count:
+        # `Counter[key] += 1` is a read-modify-write, so it takes a lock.
+        self._counts_lock = threading.Lock()
         self.model_loaded = False
         self.load_error: str | None = None
         self._ready: queue.Queue[HeldItem] = queue.Queue()
@@ -183,7 +186,7 @@ class Worker:
             finished_while_draining=finished,
             nacked_while_draining=nacked,
             left_to_lease_expiry=unanswered,
-            **dict(self.counts),
+            **self.count_snapshot(),
         )
         return 0
 
@@ -192,7 +195,7 @@ class Worker:
     def _on_delivery(self, delivery: Delivery) -> None:
         with self._lock:
             self._unanswered += 1
-        self.counts["received"] += 1
+        self._count("received")
         if self._stopping.is_set():
             # Delivered while the stream was closing: hand it straight back.
             self._nack(delivery, "arrived_while_stopping")
@@ -315,7 +318,7 @@ class Worker:
         if time.monotonic() - item.received_at > self.settings.max_lease_s:
             # The lease may have lapsed and another worker may hold a redelivery: answer anyway,
             # under the same request id, and say so, so the duplicate is visible and not silent.
-            self.counts["lease_expired"] += 1
+            self._count("lease_expired")
             log.warning("lease may have expired; a duplicate answer is possible", request_id=request.request_id)
         timings = self._timings(item, started, inference_ms)
         if isinstance(output, TransientError):
@@ -384,7 +387,7 @@ class Worker:
     def _error_result(
         self, delivery: Delivery, request_id: str | None, code: str, message: str, timings: Timings | None = None
     ) -> InferenceResult:
-        self.counts[f"error_{code}"] += 1
+        self._count(f"error_{code}")
         log.warning("request rejected", code=code, reason=message, request_id=request_id,
                     message_id=delivery.message_id)
         result = self._new_result(delivery, request_id, "error", timings)
@@ -392,7 +395,7 @@ class Worker:
         return result
 
     def _publish_replay(self, delivery: Delivery, cached: InferenceResult) -> None:
-        self.counts["replayed"] += 1
+        self._count("replayed")
         replay = cached.model_copy(
             update={
                 "message_id": delivery.message_id,
@@ -415,7 +418,7 @@ class Worker:
                 self._nack(delivery, "publish_failed", error=repr(exc))
             return
         for delivery, result in answers:
-            self.counts[f"answered_{result.status}"] += 1
+            self._count(f"answered_{result.status}")
             delivery.ack()
             self._settled()
 
@@ -424,7 +427,7 @@ class Worker:
 
         def settle(done: Future[str]) -> None:
             if done.exception() is None:
-                self.counts[f"answered_{result.status}"] += 1
+                self._count(f"answered_{result.status}")
                 delivery.ack()
                 self._settled()
             else:
@@ -434,10 +437,18 @@ class Worker:
         future.add_done_callback(settle)
 
     def _nack(self, delivery: Delivery, reason: str, **fields: Any) -> None:
-        self.counts[f"nacked_{reason}"] += 1
+        self._count(f"nacked_{reason}")
         log.info("nacked", reason=reason, message_id=delivery.message_id, **fields)
         delivery.nack()
         self._settled()
+
+    def _count(self, key: str) -> None:
+        with self._counts_lock:
+            self.counts[key] += 1
+
+    def count_snapshot(self) -> dict[str, int]:
+        with self._counts_lock:
+            return dict(self.counts)
 
     def _settled(self) -> None:
         with self._all_answered:

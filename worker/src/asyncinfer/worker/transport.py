@@ -25,6 +25,8 @@ from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.types import BatchSettings
 from google.pubsub_v1.types import pubsub as pubsub_types
 
+from asyncinfer.client.pubsub import UNLIMITED, publisher_client, subscriber_client
+
 log = structlog.get_logger("asyncinfer.transport")
 
 #: A long poll: the server answers as soon as a message arrives, or empty after this long.
@@ -79,17 +81,19 @@ class PubSubTransport:
         max_messages: int,
         max_lease_s: float,
         decode_threads: int = 4,
+        max_message_bytes: int = UNLIMITED,
     ) -> None:
         self._subscription_path = subscription_path
         self._results_topic_path = results_topic_path
         self._max_messages = max_messages
         self._max_lease_s = max_lease_s
-        self._subscriber = pubsub_v1.SubscriberClient()
+        self._subscriber = subscriber_client(max_message_bytes)
         # Results leave in small batches. Under load a batch's results are published in one burst
         # (about 1 ms for 32), so a 1 ms window still groups them into one or two RPCs; at idle the
         # window is pure added latency, which is why it is not longer.
-        self._publisher = pubsub_v1.PublisherClient(
-            batch_settings=BatchSettings(max_messages=100, max_bytes=5_000_000, max_latency=0.001)
+        self._publisher = publisher_client(
+            max_message_bytes,
+            batch_settings=BatchSettings(max_messages=100, max_bytes=5_000_000, max_latency=0.001),
         )
         # Intake (parse + decode) runs here, so it overlaps with inference on the main thread.
         self._intake_pool = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="intake")
@@ -102,6 +106,7 @@ class PubSubTransport:
         self._closed = threading.Event()
         self._pull_error: BaseException | None = None
         self._consecutive_pull_failures = 0
+        self._single_pulls_left = 0
         self._threads: list[threading.Thread] = []
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -185,6 +190,9 @@ class PubSubTransport:
                 room = self._max_messages - len(self._held)
             if room <= 0 or self._stop_pulling.is_set():
                 continue
+            if self._single_pulls_left:
+                room = 1
+                self._single_pulls_left -= 1
             try:
                 response = self._subscriber.pull(
                     request={"subscription": self._subscription_path, "max_messages": room},
@@ -192,8 +200,15 @@ class PubSubTransport:
                     retry=None,
                 )
                 self._consecutive_pull_failures = 0
+            except gexc.ResourceExhausted as exc:
+                # A response larger than the channel takes: every message in it comes back with the
+                # large one. Pull one at a time for a while, so the others get through and only the
+                # large one keeps failing, until Pub/Sub dead-letters it after max_delivery_attempts.
+                self._single_pulls_left = 2 * self._max_messages
+                self._note_pull_failure(exc)
+                continue
             except (gexc.DeadlineExceeded, gexc.ServiceUnavailable, gexc.InternalServerError,
-                    gexc.Aborted, gexc.ResourceExhausted) as exc:
+                    gexc.Aborted) as exc:
                 self._note_pull_failure(exc)
                 continue
             except Exception as exc:  # a bad subscription name or permission: keep trying, report
