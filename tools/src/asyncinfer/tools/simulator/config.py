@@ -169,21 +169,21 @@ class AsyncConfig(_Strict):
 
 
 class SyncConfig(_Strict):
-    """The design asyncinfer replaced: always-on servers behind a load balancer, one request at a time."""
+    """The design asyncinfer replaced: always-on servers behind a load balancer, answering while
+    the caller waits. They batch like the pool's workers (same `batch`) unless `batching` is false."""
 
     kind: Literal["sync"]
     name: str = "sync"
     gpu: str = "nvidia-l4"
     spot: bool = False
-    #: None sizes the fleet for the trace's busiest minute.
+    #: None sizes the fleet for the trace's busiest minute at full-batch throughput.
     servers: int | None = Field(default=None, ge=1)
-    #: Requests one server works on at once (each still takes the full service time).
-    concurrency: int = Field(default=1, ge=1)
-    #: Per-request service time; defaults to a batch of one of `batch`.
-    service_time_s: float | None = Field(default=None, gt=0)
     batch: BatchTiming = BatchTiming()
-    #: The client (or the load balancer) gives up after this long: an error.
-    timeout_s: float = Field(default=60.0, gt=0)
+    #: False: one request at a time per server (a batch of one each), the seed's old API.
+    batching: bool = True
+    #: The caller gives up after this long (an error); None: the latency goal, the same bound the
+    #: pool's answers are judged by, so both designs count misses alike.
+    timeout_s: float | None = Field(default=None, gt=0)
     #: Requests that may wait per server; beyond that the load balancer rejects (HTTP 503).
     queue_limit_per_server: int = Field(default=32, ge=0)
     latency_goal_s: float = Field(default=600.0, gt=0)
@@ -198,8 +198,20 @@ class SyncConfig(_Strict):
         return self
 
     @property
-    def service_s(self) -> float:
-        return self.service_time_s if self.service_time_s is not None else self.batch.duration_s(1)
+    def max_batch(self) -> int:
+        return self.batch.max_batch if self.batching else 1
+
+    def batch_duration_s(self, items: int) -> float:
+        return self.batch.duration_s(items)
+
+    @property
+    def throughput_per_server(self) -> float:
+        """Requests/s one server sustains while its batches are full."""
+        return self.max_batch / self.batch.duration_s(self.max_batch)
+
+    @property
+    def client_timeout_s(self) -> float:
+        return self.latency_goal_s if self.timeout_s is None else self.timeout_s
 
     @property
     def hourly_price(self) -> float:

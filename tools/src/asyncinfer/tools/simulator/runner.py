@@ -12,7 +12,8 @@ from asyncinfer.tools.simulator.engine import simulate_async
 from asyncinfer.tools.simulator.results import RunResult
 from asyncinfer.tools.simulator.traces import Trace, TraceError, load_trace
 
-#: The synchronous fleet the seed replaced, sized for the trace's busiest minute.
+#: The synchronous fleet the seed replaced, sized for the trace's busiest minute; it batches like
+#: the pool, so the comparison is like-for-like.
 DEFAULT_BASELINE = SyncConfig(kind="sync", name="sync-on-demand-peak")
 
 
