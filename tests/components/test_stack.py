@@ -228,6 +228,33 @@ def test_model_stack_args_in_one_line(engine: Engine) -> None:
     assert (args.config.model_name, args.config.max_vms, args.config.pool_zones) == ("ocr", 2, ["asia-northeast1-b"])
 
 
+def test_two_model_stacks_in_one_program_take_their_names_from_the_resources() -> None:
+    from asyncinfer.components.model_stack import ModelStack
+    from asyncinfer.components.testing import run_under_mocks
+
+    def build() -> list[ModelStack]:
+        # A consumer's program called `dev`: the models are named after their resources, not the stack.
+        return [ModelStack(name, ModelStackArgs.of(image=IMAGE, project="test-project")) for name in ("ocr", "symbols")]
+
+    graph = run_under_mocks(build, project="test-project", stack="dev")
+    urns = [r.urn for r in graph]
+    assert len(urns) == len(set(urns))
+    # Every name GCP sees is unique across the two models, and none is named after the stack.
+    cloud_names = [str(r.inputs["name"]) for r in graph if r.custom and r.inputs.get("name")]
+    assert len(cloud_names) == len(set(cloud_names)), cloud_names
+    topics = sorted(str(r.inputs["name"]) for r in graph if r.type == "gcp:pubsub/topic:Topic")
+    assert topics == sorted(f"{m}-{t}" for m in ("ocr", "symbols") for t in ("requests", "dead-letter", "results"))
+    assert not any(name.startswith("dev-") for name in cloud_names)
+    accounts = sorted(str(r.inputs["accountId"]) for r in graph if r.type == "gcp:serviceaccount/account:Account")
+    assert accounts == ["ocr-worker", "symbols-worker"]
+
+
+def test_a_model_named_in_the_arguments_keeps_its_name() -> None:
+    args = ModelStackArgs.of(image=IMAGE, project="test-project", model="drawings")
+    assert args.config.named("ignored").model_name == "drawings"
+    assert ModelStackArgs.of(image=IMAGE, project="test-project").config.named("ocr").model_name == "ocr"
+
+
 def plan_args(tmp_path: Path, stack: str = "symbols", directory: Path = REPO) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     plan_command.add_arguments(parser)

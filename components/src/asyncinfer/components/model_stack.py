@@ -4,7 +4,9 @@ From a Pulumi program:
 
     ModelStack("ocr", ModelStackArgs.of(image="asia-northeast1-docker.pkg.dev/p/r/ocr:1", project="p"))
 
-or, as this repository's own `__main__.py` does, from the stack's configuration (`program()`).
+The model is named after the resource ("ocr": topics `ocr-requests`, ...) unless the arguments name it
+(`model="..."`), so two ModelStacks in one program never collide. Or, as this repository's own
+`__main__.py` does, from the stack's configuration (`program()`).
 """
 
 from __future__ import annotations
@@ -31,14 +33,17 @@ class ModelStackArgs:
 
     @classmethod
     def of(cls, *, image: str, project: str, region: str | None = None, **settings: Any) -> ModelStackArgs:
-        """Validated arguments from keyword settings named like the config keys (snake or camel case)."""
+        """Validated arguments from keyword settings named like the config keys (snake or camel case).
+
+        Without `model=`, ModelStack names the model after its own resource name, not after the
+        program's stack (a program called `dev` would otherwise name every model `dev`).
+        """
         values: dict[str, Any] = {"asyncinfer:image": image, "gcp:project": project}
         if region is not None:
             values["gcp:region"] = region
-        model = settings.pop("model", None)
         for key, value in settings.items():
             values[f"asyncinfer:{_camel(key)}"] = value
-        return cls(config=parse_stack_config(values, stack=model or pulumi.get_stack()))
+        return cls(config=parse_stack_config(values, stack=None))
 
 
 def _camel(name: str) -> str:
@@ -56,7 +61,7 @@ class ModelStack(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("asyncinfer:index:ModelStack", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        config = args.config
+        config = args.config.named(name)
         model = config.model_name
         zones = config.pool_zones
 

@@ -189,8 +189,9 @@ class StackConfig(BaseModel):
             "asyncinfer:gpuType / asyncinfer:machineType / asyncinfer:gpuCount",
             lambda: validate_gpu(self.gpu_type, self.machine_type, self.gpu_count),
         )
-        check("asyncinfer:model (defaults to the stack name)", lambda: QueueTopology(name=self.model_name))
-        check("asyncinfer (queue settings)", self.topology)
+        if self.model is not None:
+            check("asyncinfer:model (defaults to the stack name)", lambda: QueueTopology(name=self.model_name))
+            check("asyncinfer (queue settings)", self.topology)
         check("asyncinfer:timeZone / business hours / country", self.calendar)
         if not self.image_baked and not (self.existing_image or self.existing_family):
             problems.append(
@@ -231,8 +232,20 @@ class StackConfig(BaseModel):
     @property
     def model_name(self) -> str:
         if not self.model:
-            raise StackConfigError("asyncinfer:model is empty; parse_stack_config fills it from the stack name.")
+            raise StackConfigError(
+                "asyncinfer:model is not set; give it, or let ModelStack take the model's name from its resource name."
+            )
         return self.model
+
+    def named(self, model: str) -> StackConfig:
+        """This configuration for a model called `model` when it names none itself, validated again (the
+        model's name decides every resource name)."""
+        if self.model is not None:
+            return self
+        try:
+            return StackConfig.model_validate({**self.model_dump(exclude_unset=True), "model": model})
+        except ValidationError as exc:
+            raise StackConfigError(_format_errors(exc)) from None
 
     @property
     def pool_zones(self) -> list[str]:
@@ -334,13 +347,14 @@ def _format_errors(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_stack_config(values: Mapping[str, Any], stack: str) -> StackConfig:
+def parse_stack_config(values: Mapping[str, Any], stack: str | None) -> StackConfig:
     """Validate a flat map of full config keys (`asyncinfer:maxVms`, `gcp:project`) as Pulumi passes them.
 
-    The model's name defaults to the stack's. Keys of other namespaces (`gcp:credentials`,
-    `pulumi:...`) are not ours and are ignored.
+    The model's name defaults to `stack` (a stack is one model); with `stack=None` and no
+    `asyncinfer:model`, the model is named later by `StackConfig.named` (ModelStack's resource name).
+    Keys of other namespaces (`gcp:credentials`, `pulumi:...`) are not ours and are ignored.
     """
-    data: dict[str, Any] = {"model": stack}
+    data: dict[str, Any] = {} if stack is None else {"model": stack}
     for key, value in values.items():
         if key in GCP_KEYS:
             data[key] = _decode(value)
