@@ -73,6 +73,11 @@ class RunResult:
         """Answered, but after the goal."""
         return self.answered - int(np.count_nonzero(self.latency_s <= self.latency_goal_s))
 
+    @property
+    def misses(self) -> int:
+        """Requests that did not get an answer within the goal: errors plus late answers."""
+        return self.errors + self.late
+
     def summary(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -81,6 +86,7 @@ class RunResult:
             "answered": self.answered,
             "errors": self.errors,
             "late": self.late,
+            "misses": self.misses,
             "error_breakdown": dict(self.error_breakdown),
             "latency_goal_s": self.latency_goal_s,
             "latency_p50_s": _finite(self.percentile(50)),
