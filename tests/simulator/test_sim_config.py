@@ -31,7 +31,7 @@ def test_yaml(tmp_path: Path) -> None:
     ("document", "fragment"),
     [
         ({"name": "x", "max_vm": 3}, "max_vm"),  # a typo must not fall back to a default
-        ({"name": "x", "min_vms": 5, "max_vms": 2}, "min_workers"),  # the shared policy's own check
+        ({"name": "x", "min_vms": 5, "max_vms": 2}, "min_replicas"),  # the shared policy's own check
         ({"name": "x", "gpu": "tpu-v9"}, "price_per_hour"),
         ({"name": "x", "calendar": {"time_zone": "Mars/Olympus"}}, "IANA"),
         ({"kind": "serverless"}, "kind"),
@@ -67,7 +67,7 @@ def test_assignment_leaves_the_reaction_time_out_of_the_goal(
     config = AsyncConfig.model_validate({"name": "x", **settings})
     assert config.reaction_s == reaction
     assert config.policy().reaction_s == reaction
-    assert config.policy().single_instance_assignment == pytest.approx(assignment)
+    assert config.policy().assignment == pytest.approx(assignment)
 
 
 def test_simulator_and_components_derive_the_same_policy() -> None:
@@ -84,4 +84,4 @@ def test_simulator_and_components_derive_the_same_policy() -> None:
             values |= {"asyncinfer:existingFamily": "dlvm", "asyncinfer:imageBaked": "false"}
         stack = parse_stack_config(values, stack="symbols")
         assert stack.reaction_s == sim.reaction_s
-        assert stack.policy().single_instance_assignment == pytest.approx(sim.policy().single_instance_assignment)
+        assert stack.policy().assignment == pytest.approx(sim.policy().assignment)

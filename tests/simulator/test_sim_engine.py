@@ -57,7 +57,7 @@ def test_decisions_come_from_the_shared_policy(make_trace: MakeTrace, monkeypatc
 
 def test_scale_in_waits_out_the_stabilization_period(make_trace: MakeTrace) -> None:
     burst = np.linspace(1.0, 2.0, 200)  # after the sample at 0 s
-    cfg = AsyncConfig(backlog_per_vm=50, max_vms=4, **QUIET)
+    cfg = AsyncConfig(backlog_per_vm=50, max_vms=4, scale_in_max_vms=None, **QUIET)
     result = simulate_async(cfg, make_trace(burst))
     tl = result.timeline
     # Samples at 60 s to 240 s see 200 waiting (the VMs are ready at 270 s), so decisions up to
@@ -73,6 +73,44 @@ def test_scale_in_waits_out_the_stabilization_period(make_trace: MakeTrace) -> N
     quick = simulate_async(cfg.model_copy(update={"stabilization_s": 0.0}), make_trace(burst))
     assert quick.timeline.vms[quick.timeline.t_s == 420.0][0] == 4
     assert quick.end_s == 420.0
+
+
+def test_scale_in_control_removes_at_most_two_vms_per_window(make_trace: MakeTrace) -> None:
+    """The components deploy a scale-in control (2 VMs per 10 minutes by default); the simulator
+    must model it, or it undercounts the VM-hours after every spike."""
+    burst = np.linspace(1.0, 2.0, 600)
+    cfg = AsyncConfig(backlog_per_vm=50, max_vms=8, **QUIET)
+    assert (cfg.scale_in_max_vms, cfg.scale_in_window_s) == (2, 600)
+    controlled = simulate_async(cfg, make_trace(burst))
+    free = simulate_async(cfg.model_copy(update={"scale_in_max_vms": None}), make_trace(burst))
+    tl = controlled.timeline
+    drops = -np.diff(tl.vms)
+    assert drops.max() <= 2
+    # At most 2 fewer VMs within any 10-minute window (11 samples span 600 s).
+    for i in range(tl.vms.size - 10):
+        assert tl.vms[i] - tl.vms[i + 10] <= 2 or tl.vms[i : i + 11].max() - tl.vms[i + 10] <= 2
+    assert free.timeline.vms.max() == controlled.timeline.vms.max() == 8
+    # Without it all 8 leave at one decision and the bill stops; with it they leave 2 per 10 min.
+    assert set(free.timeline.vms.tolist()) == {0, 8}
+    assert {8, 6, 4, 2} <= set(tl.vms.tolist())
+    assert controlled.end_s >= free.end_s + 3 * 600
+    assert controlled.vm_seconds > 1.5 * free.vm_seconds
+    assert controlled.answered == free.answered == 600
+
+
+def test_simulator_scale_in_defaults_are_the_components_defaults() -> None:
+    """The simulator models what a stack deploys. The components are a dependency of the tools:
+    this test fails (never skips) if they cannot be imported."""
+    import dataclasses
+
+    from asyncinfer.components.stack_config import StackConfig
+    from asyncinfer.components.worker_pool import GpuWorkerPoolArgs
+
+    pool_defaults = {f.name: f.default for f in dataclasses.fields(GpuWorkerPoolArgs)}
+    cfg = AsyncConfig()
+    assert cfg.scale_in_max_vms == pool_defaults["scale_in_max_replicas"]
+    assert cfg.scale_in_window_s == pool_defaults["scale_in_window_s"]
+    assert cfg.scale_in_max_vms == StackConfig.model_fields["scale_in_max_vms"].default
 
 
 def test_baking_cuts_seven_minutes_of_cold_start(make_trace: MakeTrace) -> None:

@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from asyncinfer.core.policy import GCE_METRIC_LAG_S, GCE_METRIC_PERIOD_S, PolicyError, ScalingPolicy, reaction_time_s
+from asyncinfer.core.policy import PolicyError, ScalingPolicy, reaction_time_s
 from asyncinfer.core.schedules import BusinessCalendar, ScheduleError
+from asyncinfer.tools.simulator import assumptions as assumed
 from asyncinfer.tools.simulator.prices import price_per_hour
 
 
@@ -29,11 +30,11 @@ class _Strict(BaseModel):
 
 
 class BatchTiming(_Strict):
-    """A batch of n items takes fixed_s + n * per_item_s on one GPU."""
+    """A batch of n items takes fixed_s + n * per_item_s on one GPU (assumed figures: `assumptions`)."""
 
-    max_batch: int = Field(default=8, ge=1)
-    fixed_s: float = Field(default=0.5, ge=0)
-    per_item_s: float = Field(default=0.25, gt=0)
+    max_batch: int = Field(default=int(assumed.MAX_BATCH.value), ge=1)
+    fixed_s: float = Field(default=assumed.BATCH_FIXED_S.value, ge=0)
+    per_item_s: float = Field(default=assumed.BATCH_PER_ITEM_S.value, gt=0)
 
     def duration_s(self, items: int) -> float:
         return self.fixed_s + items * self.per_item_s
@@ -64,8 +65,8 @@ class CalendarConfig(_Strict):
             business_start_hour=self.business_start_hour,
             business_end_hour=self.business_end_hour,
             weekdays=self.weekdays,
-            business_min_workers=self.business_min_vms,
-            off_hours_min_workers=off_hours_min_vms,
+            business_min_replicas=self.business_min_vms,
+            min_replicas=off_hours_min_vms,
             extra_holidays=self.extra_holidays,
         )
 
@@ -91,25 +92,29 @@ class AsyncConfig(_Strict):
     calendar: CalendarConfig | None = None
 
     baked: bool = True
-    #: VM request to worker ready with the baked image (measured ~1.5 min).
-    boot_s: float = Field(default=90.0, ge=0)
-    #: What an unbaked image adds at every scale-out (the seed measured 3.5 + 3.5 min).
-    driver_install_s: float = Field(default=210.0, ge=0)
-    container_pull_s: float = Field(default=210.0, ge=0)
+    #: VM request to worker ready with the baked image (assumed 90 s, not measured: `assumptions`).
+    boot_s: float = Field(default=assumed.BAKED_BOOT_S.value, ge=0)
+    #: What an unbaked image adds at every scale-out (assumed: the seed's reported 3.5 + 3.5 min).
+    driver_install_s: float = Field(default=assumed.DRIVER_INSTALL_S.value, ge=0)
+    container_pull_s: float = Field(default=assumed.CONTAINER_PULL_S.value, ge=0)
     #: GCE's initialization period; defaults to the boot-to-ready time, as docs/PLATFORM.md explains.
     initialization_period_s: float | None = Field(default=None, ge=0)
 
-    #: Spot preemptions per VM-hour (ignored for on-demand VMs).
-    preemptions_per_vm_hour: float = Field(default=0.05, ge=0)
-    preemption_notice_s: float = Field(default=30.0, ge=0)
+    #: Spot preemptions per VM-hour (ignored for on-demand VMs); assumed, no published rate.
+    preemptions_per_vm_hour: float = Field(default=assumed.PREEMPTIONS_PER_VM_HOUR.value, ge=0)
+    preemption_notice_s: float = Field(default=assumed.PREEMPTION_NOTICE_S.value, ge=0)
     #: Probability that one VM creation fails for lack of capacity; the MIG retries after a while.
-    stockout_probability: float = Field(default=0.0, ge=0, lt=1)
-    stockout_retry_s: float = Field(default=300.0, gt=0)
+    stockout_probability: float = Field(default=assumed.STOCKOUT_PROBABILITY.value, ge=0, lt=1)
+    stockout_retry_s: float = Field(default=assumed.STOCKOUT_RETRY_S.value, gt=0)
 
     #: num_undelivered_messages is sampled this often and reaches the autoscaler this late.
-    metric_period_s: float = Field(default=GCE_METRIC_PERIOD_S, gt=0)
-    metric_lag_s: float = Field(default=GCE_METRIC_LAG_S, ge=0)
-    stabilization_s: float = Field(default=600.0, ge=0)
+    metric_period_s: float = Field(default=assumed.METRIC_PERIOD_S.value, gt=0)
+    metric_lag_s: float = Field(default=assumed.METRIC_LAG_S.value, ge=0)
+    stabilization_s: float = Field(default=assumed.STABILIZATION_S.value, ge=0)
+    #: GCE's scale-in control as the components deploy it: the target never drops more than this
+    #: many VMs below the highest target of the trailing window (None: no control).
+    scale_in_max_vms: int | None = Field(default=int(assumed.SCALE_IN_MAX_VMS.value), ge=1)
+    scale_in_window_s: float = Field(default=assumed.SCALE_IN_WINDOW_S.value, gt=0)
     max_delivery_attempts: int = Field(default=5, ge=1)
 
     price_per_hour: float | None = Field(default=None, ge=0)
@@ -139,12 +144,12 @@ class AsyncConfig(_Strict):
 
     def policy(self) -> ScalingPolicy:
         return ScalingPolicy(
-            min_workers=self.min_vms,
-            max_workers=self.max_vms,
-            throughput_per_worker=self.throughput_per_vm or self.batch.full_batch_throughput,
-            target_latency_s=self.latency_goal_s,
+            min_replicas=self.min_vms,
+            max_replicas=self.max_vms,
+            throughput_per_replica=self.throughput_per_vm or self.batch.full_batch_throughput,
+            latency_goal_s=self.latency_goal_s,
             scale_in_stabilization_s=self.stabilization_s,
-            backlog_per_worker=self.backlog_per_vm,
+            single_instance_assignment=self.backlog_per_vm,
             reaction_s=self.reaction_s,
         )
 

@@ -4,6 +4,8 @@ The decisions are the shared policy's (recommended_workers, ScaleInStabilizer, t
 schedules through active_floor); this module models only what happens around them on GCE:
 - num_undelivered_messages is sampled every metric_period_s and reaches the autoscaler
   metric_lag_s later (up to 2 min per the docs);
+- scale-in: the shared policy's stabilizer, then GCE's scale-in control as the components deploy
+  it (at most scale_in_max_vms below the highest target of the trailing scale_in_window_s);
 - the autoscaler sets the MIG's target size; the MIG creates VMs (each creation may hit a stockout
   and be retried later) and recreates preempted ones; scale-in takes booting VMs first, then idle
   ones, then busy ones, which hand back their batch like a preempted worker does;
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asyncinfer.core.policy import ScaleInStabilizer, recommended_workers
+from asyncinfer.tools.simulator import assumptions as assumed
 from asyncinfer.tools.simulator.config import AsyncConfig
 from asyncinfer.tools.simulator.floors import FloorSchedule, floor_schedule
 from asyncinfer.tools.simulator.prices import billed_seconds
@@ -41,7 +44,29 @@ BOOTING, IDLE, BUSY, DRAINING, GONE = range(5)
 EV_DONE, EV_READY, EV_GONE, EV_PREEMPT, EV_RETRY, EV_WAKE, EV_SAMPLE, EV_DECIDE = range(8)
 
 #: Pub/Sub's minimum retry backoff in the queue topology: a nacked message is redelivered this late.
-REDELIVERY_BACKOFF_S = 10.0
+REDELIVERY_BACKOFF_S = assumed.REDELIVERY_BACKOFF_S.value
+
+
+class ScaleInControl:
+    """GCE's scale-in control: the target may not drop more than `max_vms` below the highest
+    target of the trailing window, so VMs leave at most `max_vms` per window (the Compute API's
+    AutoscalingPolicyScaleInControl: 'VMs that can be deducted from the peak recommendation
+    during the window'). It acts after the stabilization period; scale-out is never held back."""
+
+    def __init__(self, max_vms: int | None, window_s: float) -> None:
+        self._max_vms = max_vms
+        self._window_s = window_s
+        self._history: deque[tuple[float, int]] = deque()
+
+    def limit(self, now_s: float, target: int) -> int:
+        if self._max_vms is None:
+            return target
+        while self._history and self._history[0][0] < now_s - self._window_s:
+            self._history.popleft()
+        peak = max((size for _, size in self._history), default=0)
+        applied = max(target, peak - self._max_vms)
+        self._history.append((now_s, applied))
+        return applied
 
 
 class _Vm:
@@ -85,6 +110,7 @@ class _AsyncRun:
         self.late_cut_s = config.latency_goal_s + 1e-6
         self.policy = config.policy()
         self.stabilizer = ScaleInStabilizer(config.stabilization_s)
+        self.scale_in = ScaleInControl(config.scale_in_max_vms, config.scale_in_window_s)
         self.floors: FloorSchedule = floor_schedule(
             config.calendar, config.min_vms, trace.start, trace.duration_s + config.drain_limit_s
         )
@@ -302,7 +328,7 @@ class _AsyncRun:
         del self.vms[vm.id]
         self.last_gone_at = t
         lifetime = t - vm.requested_at
-        if not (preempted_at is not None and preempted_at - vm.requested_at < 60.0):
+        if not (preempted_at is not None and preempted_at - vm.requested_at < assumed.BILLING_MINIMUM_S.value):
             self.vm_seconds += billed_seconds(lifetime)
         self.reconcile(t)  # the MIG recreates a preempted VM while its target still asks for it
 
@@ -342,7 +368,7 @@ class _AsyncRun:
             # Within the initialization period GCE does not act on a scale-in; it waits for the
             # new VMs to settle, which is why the period should match the real boot time.
             target = self.target
-        self.target = target
+        self.target = self.scale_in.limit(t, target)
         self.reconcile(t)
 
     # --- the loop -----------------------------------------------------------------------------
@@ -446,7 +472,7 @@ class _AsyncRun:
                 "peak_recommended": self.peak_recommended,
                 "cold_requests": int(cold.size),
                 "cold_latency_p50_s": float(np.median(cold_done)) if cold_done.size else None,
-                "single_instance_assignment": self.policy.single_instance_assignment,
+                "single_instance_assignment": self.policy.assignment,
                 "ready_after_s": self.cfg.ready_after_s,
                 "spot": self.cfg.spot,
                 "baked": self.cfg.baked,

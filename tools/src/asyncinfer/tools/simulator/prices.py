@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from asyncinfer.tools.simulator.assumptions import BILLING_MINIMUM_S
+
+#: Assumed figures (asyncinfer.tools.simulator.assumptions, docs/CAPACITY.md): not measured, not live.
 PRICES_AS_OF = "2025 list prices, us-central1 (H100: 2026-09-26); approximate, not fetched live"
 
 
@@ -57,6 +60,6 @@ def price_per_hour(gpu: str, spot: bool, override: float | None = None) -> float
         ) from None
 
 
-def billed_seconds(lifetime_s: float, minimum_s: float = 60.0) -> float:
+def billed_seconds(lifetime_s: float, minimum_s: float = BILLING_MINIMUM_S.value) -> float:
     """GCE bills a VM per second with a one-minute minimum."""
     return max(lifetime_s, minimum_s)
