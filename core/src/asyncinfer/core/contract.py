@@ -31,16 +31,26 @@ class InferenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = 1
-    request_id: RequestId
-    model: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    input_b64: str | None = None
-    input_uri: str | None = None
+    request_id: RequestId = Field(
+        description="Chosen by the client; the idempotency key. Every answer carries it, a duplicate too."
+    )
+    model: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="The model the queue serves; another name gets the error result `unknown_model`."
+    )
+    input_b64: str | None = Field(default=None, description="The input's bytes, base64 (inline, small inputs).")
+    input_uri: str | None = Field(
+        default=None, description="The input by reference (file:// locally, gs:// in the cloud): claim check."
+    )
     #: 0 (lowest) to 9. Carried now; priority lanes are a later subscription per level.
-    priority: Annotated[int, Field(ge=0, le=9)] = 0
+    priority: Annotated[int, Field(ge=0, le=9)] = Field(default=0, description="0 (lowest) to 9.")
     #: After this instant the answer is useless: the worker answers `deadline_exceeded` instead.
-    deadline: dt.datetime | None = None
-    params: dict[str, JsonScalar] = Field(default_factory=dict)
-    submitted_at: dt.datetime | None = None
+    deadline: dt.datetime | None = Field(
+        default=None, description="ISO 8601 with offset; after it the worker answers `deadline_exceeded`."
+    )
+    params: dict[str, JsonScalar] = Field(default_factory=dict, description="Model parameters (JSON scalars).")
+    submitted_at: dt.datetime | None = Field(
+        default=None, description="ISO 8601 with offset; when given, results report queued_ms and total_ms."
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> InferenceRequest:
@@ -100,14 +110,18 @@ class InferenceResult(BaseModel):
 
     schema_version: Literal[1] = 1
     #: None only when the request could not be read; then message_id and attributes identify it.
-    request_id: str | None = None
-    message_id: str
-    message_attributes: dict[str, str] = Field(default_factory=dict)
+    request_id: str | None = Field(
+        default=None, description="The request's id; absent only when the request could not be read."
+    )
+    message_id: str = Field(description="The Pub/Sub message id of the request this answers.")
+    message_attributes: dict[str, str] = Field(
+        default_factory=dict, description="The request's attributes, copied when its request_id is unreadable."
+    )
     status: Literal["ok", "error"]
-    output: dict[str, Any] | None = None
+    output: dict[str, Any] | None = Field(default=None, description="The model's answer (status ok).")
     #: Set instead of `output` when the output is too large for a message (claim check).
-    output_uri: str | None = None
-    error: ErrorInfo | None = None
+    output_uri: str | None = Field(default=None, description="Where the output lies when it is too large to inline.")
+    error: ErrorInfo | None = Field(default=None, description="Why the request failed (status error).")
     timings: Timings = Field(default_factory=Timings)
     delivery_attempt: int = 1
     worker_id: str = ""
@@ -115,7 +129,9 @@ class InferenceResult(BaseModel):
     model_version: str | None = None
     completed_at: dt.datetime = Field(default_factory=utcnow)
     #: True when this answers a request id the worker had already answered (no second inference).
-    replayed: bool = False
+    replayed: bool = Field(
+        default=False, description="True when the worker answered this request id before (no second inference)."
+    )
 
     @property
     def ok(self) -> bool:
