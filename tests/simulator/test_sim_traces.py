@@ -69,3 +69,26 @@ def test_reference_traces_are_reproducible_and_committed(tmp_path: Path) -> None
     # Monday 2026-11-23 is a public holiday: as quiet as the weekend, far below Tuesday-Friday.
     assert per_day[0] < per_day[1] / 10
     assert per_day[1:5].min() > 10 * max(per_day[0], per_day[5], per_day[6])
+
+
+def test_trace_families_span_peak_to_mean_from_about_5_to_about_100() -> None:
+    from asyncinfer.tools.simulator.traces import FAMILIES, family_trace, peak_to_mean
+
+    ratios = {f: peak_to_mean(family_trace(f, seed=0)) for f in FAMILIES}
+    assert 3 < ratios["steady-trickle"] < 8
+    assert 15 < ratios["bursty-batch"] < 80
+    assert ratios["office-week"] > 60
+    again = family_trace("bursty-batch", seed=0)
+    assert np.array_equal(again.arrivals, family_trace("bursty-batch", seed=0).arrivals)  # seeded
+    assert not np.array_equal(again.per_minute(), family_trace("bursty-batch", seed=1).per_minute())
+    with pytest.raises(TraceError, match="unknown; pick one of"):
+        family_trace("flat", seed=0)
+
+
+def test_committed_family_traces_are_the_generators_output() -> None:
+    from asyncinfer.tools.simulator.traces import bursty_batch, steady_trickle
+
+    root = Path(__file__).parents[2] / "traces"
+    for name, counts in (("steady_trickle.csv", steady_trickle()), ("bursty_batch.csv", bursty_batch())):
+        trace = load_trace(root / name)
+        assert np.array_equal(trace.per_minute(), counts), f"{name} is stale: python -m asyncinfer.tools.simulator.traces"

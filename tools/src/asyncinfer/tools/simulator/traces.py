@@ -204,6 +204,58 @@ def office_week(days: int = 7, start: dt.datetime = REFERENCE_START, seed: int =
     return counts
 
 
+def steady_trickle(days: int = 7, start: dt.datetime = REFERENCE_START, seed: int = 1) -> np.ndarray:
+    """Per-minute counts: a steady trickle around the clock (an integration that sends a few
+    drawings a minute, a little more in the daytime): peak-to-mean about 5."""
+    rng = np.random.default_rng(seed)
+    tz_hours = (np.arange(days * 1440) / 60.0 + start.hour) % 24
+    rates = 2.0 + 2.0 * np.clip(np.sin((tz_hours - 6) / 24 * 2 * np.pi), 0, None)  # 2-4 per minute
+    return rng.poisson(rates).astype(np.int64)
+
+
+def bursty_batch(days: int = 7, start: dt.datetime = REFERENCE_START, seed: int = 2) -> np.ndarray:
+    """Per-minute counts: batch jobs that drop a few thousand drawings within minutes at random
+    times of day, two to five a day, over a background of about one request a minute:
+    peak-to-mean about 20-40."""
+    rng = np.random.default_rng(seed)
+    rates = np.full(days * 1440, 1.0)
+    for day in range(days):
+        for _ in range(int(rng.integers(2, 6))):
+            first = day * 1440 + int(rng.integers(0, 1440 - 60))
+            length = int(rng.integers(10, 41))
+            size = int(rng.integers(1_000, 5_001))
+            rates[first : first + length] += size / length
+    return rng.poisson(rates).astype(np.int64)
+
+
+#: Trace families for sensitivity runs: name -> (generator, what it is). Seeds pick instances.
+FAMILIES = {
+    "steady-trickle": (steady_trickle, "2-4 requests/min around the clock, peak-to-mean ~5"),
+    "bursty-batch": (bursty_batch, "2-5 batch jobs a day of 1,000-5,000 requests in 10-40 min"),
+    "office-week": (office_week, "Tokyo office hours and two bulk uploads per business day, ~100"),
+}
+
+
+def family_trace(family: str, seed: int, days: int = 7, start: dt.datetime = REFERENCE_START) -> Trace:
+    """One instance of a trace family (per-minute counts spread within their minute, seeded)."""
+    try:
+        generator, _ = FAMILIES[family]
+    except KeyError:
+        raise TraceError(f"trace family {family!r} is unknown; pick one of {', '.join(FAMILIES)}.") from None
+    counts = generator(days=days, start=start, seed=seed)
+    rng = np.random.default_rng(seed)
+    minutes = np.arange(counts.size)
+    arrivals = np.repeat(minutes, counts) * 60.0 + rng.random(int(counts.sum())) * 60.0
+    arrivals.sort()
+    return Trace(f"{family}#{seed}", arrivals, float(counts.size * 60), start)
+
+
+def peak_to_mean(trace: Trace) -> float:
+    """Busiest minute over the mean minute: what sizing for peak pays for."""
+    minutes = trace.per_minute()
+    return float(minutes.max() / minutes.mean()) if minutes.size and minutes.mean() else 0.0
+
+
 def write_minute_trace(path: Path, counts: np.ndarray, start: dt.datetime, comment: str) -> None:
     lines = [f"# {comment}", f"# start: {start.isoformat()}", MINUTE_HEADER]
     lines += [f"{m},{int(c)}" for m, c in enumerate(counts) if c]  # absent minutes have no arrivals
@@ -234,8 +286,26 @@ def main(argv: list[str] | None = None) -> int:
         REFERENCE_START + dt.timedelta(days=1),
         "Tue 2026-11-24 of office_week.csv. Regenerate: python -m asyncinfer.tools.simulator.traces",
     )
+    trickle = steady_trickle()
+    write_minute_trace(
+        args.out / "steady_trickle.csv",
+        trickle,
+        REFERENCE_START,
+        "A week of a steady trickle: " + FAMILIES["steady-trickle"][1]
+        + ". Regenerate: python -m asyncinfer.tools.simulator.traces",
+    )
+    batch = bursty_batch()
+    write_minute_trace(
+        args.out / "bursty_batch.csv",
+        batch,
+        REFERENCE_START,
+        "A week of bursty batch days: " + FAMILIES["bursty-batch"][1]
+        + ". Regenerate: python -m asyncinfer.tools.simulator.traces",
+    )
     print(f"wrote {args.out}/office_week.csv ({int(week.sum())} requests), "
-          f"{args.out}/office_day.csv ({int(day.sum())} requests)")
+          f"{args.out}/office_day.csv ({int(day.sum())} requests), "
+          f"{args.out}/steady_trickle.csv ({int(trickle.sum())} requests), "
+          f"{args.out}/bursty_batch.csv ({int(batch.sum())} requests)")
     return 0
 
 
