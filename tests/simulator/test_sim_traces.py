@@ -91,4 +91,5 @@ def test_committed_family_traces_are_the_generators_output() -> None:
     root = Path(__file__).parents[2] / "traces"
     for name, counts in (("steady_trickle.csv", steady_trickle()), ("bursty_batch.csv", bursty_batch())):
         trace = load_trace(root / name)
-        assert np.array_equal(trace.per_minute(), counts), f"{name} is stale: python -m asyncinfer.tools.simulator.traces"
+        stale = f"{name} is stale: python -m asyncinfer.tools.simulator.traces"
+        assert np.array_equal(trace.per_minute(), counts), stale

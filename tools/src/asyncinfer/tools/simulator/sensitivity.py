@@ -63,7 +63,7 @@ def factors(cost: dict[str, float]) -> dict[str, float]:
 def run_family(
     family: str, seeds: tuple[int, ...], designs: list[AsyncConfig | SyncConfig], days: int = 7
 ) -> dict[str, Any]:
-    runs = []
+    runs: list[dict[str, Any]] = []
     for seed in seeds:
         trace = family_trace(family, seed, days=days)
         seeded = [d.model_copy(update={"seed": seed}) if isinstance(d, AsyncConfig) else d for d in designs]
@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     designs = decomposition_designs(args.latency_goal)
     document = {
-        "command": "python -m asyncinfer.tools.simulator.sensitivity " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m asyncinfer.tools.simulator.sensitivity "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "latency_goal_s": args.latency_goal,
         "seeds": args.seeds,
         "designs": [d.model_dump(mode="json") for d in designs],
