@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(DISTRIBUTIONS))
 	# CPU build pinned for dev and CI machines; the GPU worker image installs a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	# Every distribution editable, so the repository's code is what runs; extras the tests exercise.
-	$(BIN)/pip install -q -e core'[calendar]' -e client -e worker'[gcs]' -e components -e examples/symbols -e tools'[dev]'
+	$(BIN)/pip install -q -e core'[calendar]' -e client'[gcs]' -e worker'[gcs]' -e components -e examples/symbols -e tools'[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -22,7 +22,11 @@ COPY examples/symbols ./examples/symbols
 RUN pip install ./core ./client "./worker[gcs]" ./examples/symbols \
  && python -c "import torch, asyncinfer.worker.main, drawing_symbols; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
-RUN useradd --uid 10001 --create-home asyncinfer
+# The default file:// folders (results, inputs) are relative to WORKDIR and must belong to the
+# non-root user; on a VM the stack sets ASYNCINFER_RESULTS_URI_PREFIX to its gs:// bucket instead.
+RUN groupadd --gid 10001 asyncinfer \
+ && useradd --uid 10001 --gid 10001 --create-home asyncinfer \
+ && install -d -o 10001 -g 10001 /app/.asyncinfer/results /app/.asyncinfer/blobs
 USER asyncinfer
 
 # The image names its model: a stack deploys a new model by naming a new image, nothing else.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pydantic_core
 from pydantic import ValidationError
 
 from asyncinfer.core.contract import SCHEMA_VERSION, InferenceRequest
+from asyncinfer.worker.blobs import storage_client
 from asyncinfer.worker.errors import InvalidInputError, TransientError
 
 
@@ -116,23 +116,21 @@ def _read_file_uri(uri: str, file_root: Path) -> bytes:
         raise TransientError(f"reading {uri} failed: {exc}") from exc
 
 
-@functools.cache
-def _storage_client() -> Any:
-    """One client per process: each one opens its own connection pool and reads credentials."""
-    try:
-        from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
-        raise TransientError("gs:// inputs need google-cloud-storage in the worker image (extra `gcs`)") from exc
-    return storage.Client()
-
-
 def _read_gcs_uri(uri: str) -> bytes:
     from google.api_core import exceptions as gexc
 
     bucket, _, name = uri.removeprefix("gs://").partition("/")
+    if not bucket or not name:
+        raise InvalidInputError("invalid_uri", f"{uri} names no object; use gs://BUCKET/OBJECT")
     try:
-        return bytes(_storage_client().bucket(bucket).blob(name).download_as_bytes())
+        return bytes(storage_client().bucket(bucket).blob(name).download_as_bytes())
     except gexc.NotFound as exc:
         raise InvalidInputError("input_not_found", f"{uri} does not exist; upload it before submitting") from exc
     except gexc.Forbidden as exc:
-        raise InvalidInputError("forbidden_uri", f"the worker may not read {uri}: {exc.message}") from exc
+        raise InvalidInputError(
+            "forbidden_uri",
+            f"the worker may not read {uri}: {exc.message}; put inputs in the stack's claim-check bucket "
+            "(its workers have object read there) or grant roles/storage.objectViewer on this bucket",
+        ) from exc
+    except gexc.GoogleAPICallError as exc:
+        raise TransientError(f"reading {uri} failed: {exc}") from exc
