@@ -49,6 +49,13 @@ class QueueTopology:
     def requests_subscription(self) -> str:
         return f"{self.name}-requests-workers"
 
+    def lane_requests_topic(self, lane: str) -> str:
+        """The requests topic of a lane other than the default one (which keeps requests_topic)."""
+        return f"{self.name}-requests-{lane}"
+
+    def lane_requests_subscription(self, lane: str) -> str:
+        return f"{self.name}-requests-{lane}-workers"
+
     @property
     def results_topic(self) -> str:
         return f"{self.name}-results"
