@@ -24,6 +24,11 @@ def package_dir(name: str) -> Path:
 
 def boot_script(name: str) -> str:
     """The text of a VM boot script (startup.sh, shutdown.sh)."""
+    return boot_file(name)
+
+
+def boot_file(name: str) -> str:
+    """The text of a file the VM gets at boot (the scripts, the Ops Agent configuration)."""
     return (resources.files("asyncinfer.components") / "boot" / name).read_text(encoding="utf-8")
 
 
