@@ -230,8 +230,9 @@ class ResultSink:
 
 class Publisher:
     def __init__(self, project: str, topic: str, one_at_a_time: bool = False) -> None:
-        from google.cloud import pubsub_v1
         from google.cloud.pubsub_v1.types import BatchSettings
+
+        from asyncinfer.client.pubsub import publisher_client
 
         # One at a time: a batch of one is sent at once, so the client's batching window does not
         # count as latency the queue added; in bulk: large batches, the cheapest way to fill a backlog.
@@ -240,7 +241,7 @@ class Publisher:
             if one_at_a_time
             else BatchSettings(max_messages=500, max_bytes=5_000_000, max_latency=0.01)
         )
-        self._client = pubsub_v1.PublisherClient(batch_settings=settings)
+        self._client = publisher_client(batch_settings=settings)
         self._topic = self._client.topic_path(project, topic)
 
     def publish(self, data: bytes, **attributes: str) -> Any:
