@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 import pydantic_core
 import structlog
-from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.types import BatchSettings
 from pydantic import ValidationError
 
+from asyncinfer.client.pubsub import publisher_client
 from asyncinfer.client.tap import PubsubMessage, SubscriptionTap
 from asyncinfer.core.contract import InferenceRequest, InferenceResult
 
@@ -43,7 +43,7 @@ class Answer:
 
 class AsyncInferClient:
     def __init__(self, project: str, requests_topic: str, results_topic: str, dead_letter_topic: str | None = None):
-        self._publisher = pubsub_v1.PublisherClient(
+        self._publisher = publisher_client(
             batch_settings=BatchSettings(max_messages=500, max_bytes=5_000_000, max_latency=0.01)
         )
         self._project = project
@@ -52,6 +52,8 @@ class AsyncInferClient:
         self.answers: dict[str, Answer] = {}
         self.submitted_at: dict[str, float] = {}
         self.duplicate_answers: Counter[str] = Counter()
+        #: Results on the results topic that could not be parsed (they answer nothing we can name).
+        self.unreadable_results = 0
         self._message_to_request: dict[str, str] = {}
         # Both taps exist before anything is submitted, so no answer can slip past.
         self._taps = [SubscriptionTap.on_topic(project, results_topic, "client", self._on_results).start()]
@@ -101,9 +103,18 @@ class AsyncInferClient:
             )
             return {r: self.answers[r] for r in wanted if r in self.answers}
 
+    def count_answered(self, request_ids: Iterable[str]) -> int:
+        with self._lock:
+            return sum(1 for r in request_ids if r in self.answers)
+
     def results(self) -> dict[str, Answer]:
         with self._lock:
             return dict(self.answers)
+
+    @property
+    def pull_errors(self) -> int:
+        """Failed pulls of this client's result and dead-letter subscriptions (each one is logged)."""
+        return sum(tap.pull_errors for tap in self._taps)
 
     def close(self) -> None:
         for tap in self._taps:
@@ -125,6 +136,8 @@ class AsyncInferClient:
             except ValidationError:
                 # Not ours to retry: a result we cannot read would come back forever.
                 log.warning("unreadable result ignored", message_id=message.message_id)
+                with self._lock:
+                    self.unreadable_results += 1
                 continue
             self._record(result.request_id, result.message_id, Answer("result", arrived, result))
 

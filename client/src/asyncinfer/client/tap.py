@@ -16,7 +16,9 @@ from contextlib import suppress
 from typing import Any
 
 import structlog
-from google.cloud import pubsub_v1
+from google.api_core import exceptions as gexc
+
+from asyncinfer.client.pubsub import subscriber_client
 
 log = structlog.get_logger("asyncinfer.tap")
 
@@ -38,7 +40,7 @@ class SubscriptionTap:
         topic: str | None = None,
         max_messages: int = 1000,
     ) -> None:
-        self._subscriber = pubsub_v1.SubscriberClient()
+        self._subscriber = subscriber_client()
         self.path = self._subscriber.subscription_path(project, subscription)
         self._owned = topic is not None
         if topic is not None:
@@ -46,6 +48,10 @@ class SubscriptionTap:
         self._on_messages = on_messages
         self._max_messages = max_messages
         self._stop = threading.Event()
+        #: Failed pulls (an empty long poll that times out is not one). A watcher that reports what it
+        #: saw reports these too: a tap that cannot pull sees nothing, which must not read as "all is well".
+        self.pull_errors = 0
+        self.last_error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name=f"tap-{subscription}", daemon=True)
 
     @classmethod
@@ -60,13 +66,24 @@ class SubscriptionTap:
         return self
 
     def _loop(self) -> None:
+        failures_in_a_row = 0
         while not self._stop.is_set():
             try:
                 response = self._subscriber.pull(
                     request={"subscription": self.path, "max_messages": self._max_messages}, timeout=5, retry=None
                 )
-            except Exception:  # an empty long poll ends in DeadlineExceeded on some servers
-                self._stop.wait(0.05)
+                failures_in_a_row = 0
+            except gexc.DeadlineExceeded:  # how an empty long poll ends on some servers
+                continue
+            except Exception as exc:
+                if self._stop.is_set():
+                    break  # closing: the channel may already be going away
+                failures_in_a_row += 1
+                self.pull_errors += 1
+                self.last_error = exc
+                log.warning("tap pull failed; retrying", subscription=self.path, error=repr(exc),
+                            failures_in_a_row=failures_in_a_row)
+                self._stop.wait(min(5.0, 0.05 * 2 ** min(failures_in_a_row, 7)))
                 continue
             received = list(response.received_messages)
             if not received:

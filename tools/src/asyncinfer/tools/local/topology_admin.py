@@ -6,9 +6,9 @@ The cloud Queue component creates the same topics and subscriptions from the sam
 from __future__ import annotations
 
 from google.api_core import exceptions
-from google.cloud import pubsub_v1
 from google.protobuf import duration_pb2
 
+from asyncinfer.client.pubsub import publisher_client, subscriber_client
 from asyncinfer.core.topology import QueueTopology
 
 TAPS = ("requests", "results", "dead-letter")
@@ -21,8 +21,8 @@ def tap_subscription(topology: QueueTopology, tap: str) -> str:
 
 
 def ensure_topology(project: str, topology: QueueTopology, with_taps: bool = True) -> None:
-    publisher = pubsub_v1.PublisherClient()
-    subscriber = pubsub_v1.SubscriberClient()
+    publisher = publisher_client()
+    subscriber = subscriber_client()
     try:
         for topic in (topology.requests_topic, topology.results_topic, topology.dead_letter_topic):
             _create(lambda t=topic: publisher.create_topic(name=publisher.topic_path(project, t)))
