@@ -79,9 +79,25 @@ def test_simulator_and_components_derive_the_same_policy() -> None:
     for baked, goal in ((True, 600.0), (False, 900.0)):
         sim = AsyncConfig(name="x", baked=baked, latency_goal_s=goal)
         values = {"asyncinfer:image": "r/i:1", "gcp:project": "p", "asyncinfer:latencyGoalS": str(goal),
-                  "asyncinfer:throughputPerVm": str(sim.batch.full_batch_throughput)}
+                  "asyncinfer:throughputPerReplica": str(sim.batch.full_batch_throughput)}
         if not baked:
             values |= {"asyncinfer:existingFamily": "dlvm", "asyncinfer:imageBaked": "false"}
         stack = parse_stack_config(values, stack="symbols")
         assert stack.reaction_s == sim.reaction_s
         assert stack.policy().assignment == pytest.approx(sim.policy().assignment)
+
+
+def test_every_input_figure_is_labelled_and_the_doc_carries_the_table() -> None:
+    """One place for the assumed figures: the code's constants, printed into docs/CAPACITY.md."""
+    from pathlib import Path
+
+    from asyncinfer.tools.simulator import assumptions
+
+    assert {f.basis for f in assumptions.FIGURES} <= {"assumed", "documented", "configured"}
+    config = AsyncConfig()
+    assert config.boot_s == assumptions.BAKED_BOOT_S.value and assumptions.BAKED_BOOT_S.basis == "assumed"
+    assert config.preemptions_per_vm_hour == assumptions.PREEMPTIONS_PER_VM_HOUR.value
+    assert PRICE_TABLE["nvidia-l4"].spot_usd_per_hour == assumptions.GPU_PRICES.value
+    doc = (Path(__file__).parents[2] / "docs" / "CAPACITY.md").read_text()
+    assert assumptions.markdown_table() in doc, "regenerate: python -m asyncinfer.tools.simulator.assumptions"
+    assert "measured" not in " ".join(f.source for f in assumptions.FIGURES).replace("not measured", "")

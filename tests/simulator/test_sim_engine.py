@@ -108,9 +108,9 @@ def test_simulator_scale_in_defaults_are_the_components_defaults() -> None:
 
     pool_defaults = {f.name: f.default for f in dataclasses.fields(GpuWorkerPoolArgs)}
     cfg = AsyncConfig()
-    assert cfg.scale_in_max_vms == pool_defaults["scale_in_max_replicas"]
-    assert cfg.scale_in_window_s == pool_defaults["scale_in_window_s"]
-    assert cfg.scale_in_max_vms == StackConfig.model_fields["scale_in_max_vms"].default
+    assert cfg.scale_in_max_vms == pool_defaults["max_scaled_in_replicas"]
+    assert cfg.scale_in_window_s == pool_defaults["time_window_sec"]
+    assert cfg.scale_in_max_vms == StackConfig.model_fields["max_scaled_in_replicas"].default
 
 
 def test_baking_cuts_seven_minutes_of_cold_start(make_trace: MakeTrace) -> None:

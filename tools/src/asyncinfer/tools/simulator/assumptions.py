@@ -76,7 +76,7 @@ STOCKOUT_RETRY_S = Figure(
 BATCH_FIXED_S = Figure(
     "batch_fixed_s", 0.5, "s", "assumed",
     "fixed cost of one GPU batch (any size)",
-    "an illustrative model on one L4; put your model's measured timing in `batch`",
+    "an illustrative model on one L4, not a real model's timing; put yours in `batch`",
     "`batch.fixed_s`; the like-for-like baseline uses the same timing",
 )
 BATCH_PER_ITEM_S = Figure(
@@ -117,7 +117,7 @@ STABILIZATION_S = Figure(
 SCALE_IN_MAX_VMS = Figure(
     "scale_in_max_vms", 2, "VMs", "configured",
     "scale-in control: at most this many VMs below the highest target of the trailing window",
-    "the components' default (GpuWorkerPoolArgs.scale_in_max_replicas, asyncinfer:scaleInMaxVms); "
+    "the components' default (GpuWorkerPoolArgs.max_scaled_in_replicas, asyncinfer:maxScaledInReplicas); "
     "GCE's rule: 'maximum allowed number of VMs that can be deducted from the peak recommendation "
     "during the window' (AutoscalingPolicyScaleInControl, Compute API reference)",
     "`scale_in_max_vms` (null: no control)",
@@ -125,7 +125,7 @@ SCALE_IN_MAX_VMS = Figure(
 SCALE_IN_WINDOW_S = Figure(
     "scale_in_window_s", 600.0, "s", "configured",
     "the scale-in control's trailing window",
-    "the components' default (GpuWorkerPoolArgs.scale_in_window_s)",
+    "the components' default (GpuWorkerPoolArgs.time_window_sec)",
     "`scale_in_window_s`",
 )
 PREEMPTION_NOTICE_S = Figure(
