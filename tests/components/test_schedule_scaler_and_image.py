@@ -49,7 +49,7 @@ def test_image_name_follows_the_content_hash() -> None:
     assert args.content_hash == BakedImageArgs(project=PROJECT, zone="x", worker_image=WORKER_IMAGE).content_hash
     other = BakedImageArgs(project=PROJECT, zone="asia-northeast1-a", worker_image=WORKER_IMAGE + "1")
     assert other.image_name != args.image_name
-    assert BakedImageArgs(project=PROJECT, zone="z", worker_image=WORKER_IMAGE, driver_branch="535").content_hash != (
+    assert BakedImageArgs(project=PROJECT, zone="z", worker_image=WORKER_IMAGE, driver_branch="580").content_hash != (
         args.content_hash
     )
 
@@ -74,9 +74,16 @@ def test_baked_image_builds_with_packer_on_change(engine: Engine) -> None:
     graph = engine.run(build)
     bake = graph.one(COMMAND)
     assert bake.parent == graph.one("asyncinfer:index:BakedImage").urn
-    assert bake.inputs["triggers"] == [args.content_hash]
-    assert bake.inputs["environment"]["PKR_VAR_image_name"] == args.image_name
-    assert bake.inputs["environment"]["PKR_VAR_worker_image"] == WORKER_IMAGE
+    # The tag was resolved to a digest (the mocks answer the lookup): the hash and the bake use it.
+    lookups = [args for token, args in engine.monitor.recording.calls if token == "command:local:run"]
+    assert len(lookups) == 1 and "gcloud artifacts docker images describe" in lookups[0]["command"]
+    pinned_hash = bake.inputs["triggers"][0]
+    assert pinned_hash != args.content_hash
+    name = f"asyncinfer-gpu-{pinned_hash[:12]}"
+    assert bake.inputs["environment"]["PKR_VAR_image_name"] == name
+    assert bake.inputs["environment"]["PKR_VAR_worker_image"].startswith(
+        "asia-northeast1-docker.pkg.dev/test-project/asyncinfer/symbols@sha256:"
+    )
     assert "packer build" in bake.inputs["create"]
     assert links == [f"https://www.googleapis.com/compute/v1/projects/{PROJECT}/global/images/{args.image_name}"]
 

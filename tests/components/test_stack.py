@@ -246,7 +246,7 @@ def test_two_model_stacks_in_one_program_take_their_names_from_the_resources() -
     assert topics == sorted(f"{m}-{t}" for m in ("ocr", "symbols") for t in ("requests", "dead-letter", "results"))
     assert not any(name.startswith("dev-") for name in cloud_names)
     accounts = sorted(str(r.inputs["accountId"]) for r in graph if r.type == "gcp:serviceaccount/account:Account")
-    assert accounts == ["ocr-worker", "symbols-worker"]
+    assert accounts == ["ocr-bake", "ocr-worker", "symbols-bake", "symbols-worker"]
 
 
 def test_a_model_named_in_the_arguments_keeps_its_name() -> None:

@@ -78,6 +78,7 @@ class ModelStack(pulumi.ComponentResource):
                 project=config.project,
                 zone=zones[0],
                 worker_image=config.image,
+                model=model,
                 driver_branch=config.driver_branch,
                 disk_size_gb=config.boot_disk_gb,
                 network=config.network,

@@ -124,7 +124,7 @@ class StackConfig(BaseModel):
     worker_env: dict[str, str] = Field(default_factory=dict)
 
     # --- image
-    driver_branch: str = Field(default="550", pattern=r"^\d+$")
+    driver_branch: str = Field(default="570", pattern=r"^\d+$")
     existing_image: str | None = None
     existing_family: str | None = None
 

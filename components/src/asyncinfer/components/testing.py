@@ -15,6 +15,7 @@ own stack the way asyncinfer's tests do:
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,6 +114,10 @@ class RecordingMocks(Mocks):
         self.calls.append((args.token, dict(args.args)))
         if args.token == "gcp:organizations/getProject:getProject":
             project = str(args.args.get("projectId") or self.project)
+        if args.token == "command:local:run":
+            # BakedImage's digest lookup (`gcloud artifacts docker images describe`): a stable fake digest.
+            fake = "sha256:" + hashlib.sha256(str(args.args.get("command")).encode()).hexdigest()
+            return {"command": args.args.get("command"), "stdout": fake + "\n", "stderr": ""}, []
             return {"number": PROJECT_NUMBER, "projectId": project, "name": project, "id": project}, []
         return {}, []
 
