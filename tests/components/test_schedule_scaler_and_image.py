@@ -21,7 +21,7 @@ def test_schedule_scaler_has_no_cloud_children(engine: Engine) -> None:
     graph = engine.run(
         lambda: scalers.append(
             ScheduleScaler(
-                "s", ScheduleScalerArgs(calendar=BusinessCalendar(off_hours_min_workers=0), start=SCHEDULE_START)
+                "s", ScheduleScalerArgs(calendar=BusinessCalendar(min_replicas=0), start=SCHEDULE_START)
             )
         )
     )
@@ -32,13 +32,11 @@ def test_schedule_scaler_has_no_cloud_children(engine: Engine) -> None:
     for s in scaler.scaling_schedules:
         parse_cron(str(s.schedule))
         assert s.min_required_replicas == 1
-    # Split across 3 zones the business floor of 1 still gives each zone 1 (rounded up).
-    assert {s.min_required_replicas for s in scaler.for_zones(3)} == {1}
 
 
 def test_no_schedules_when_business_hours_ask_for_nothing_more(engine: Engine) -> None:
     scalers: list[ScheduleScaler] = []
-    calendar = BusinessCalendar(business_min_workers=1, off_hours_min_workers=1)
+    calendar = BusinessCalendar(business_min_replicas=1, min_replicas=1)
     engine.run(lambda: scalers.append(ScheduleScaler("s", ScheduleScalerArgs(calendar=calendar, start=SCHEDULE_START))))
     assert scalers[0].scaling_schedules == [] and scalers[0].base_min == 1
 
@@ -85,7 +83,7 @@ def test_baked_image_builds_with_packer_on_change(engine: Engine) -> None:
         "asia-northeast1-docker.pkg.dev/test-project/asyncinfer/symbols@sha256:"
     )
     assert "packer build" in bake.inputs["create"]
-    assert links == [f"https://www.googleapis.com/compute/v1/projects/{PROJECT}/global/images/{args.image_name}"]
+    assert links == [f"https://www.googleapis.com/compute/v1/projects/{PROJECT}/global/images/{name}"]
 
 
 @pytest.mark.parametrize(

@@ -28,17 +28,23 @@ def test_defaults_from_one_key() -> None:
     parsed = parse_stack_config(MINIMAL, stack="symbols")
     assert parsed.model_name == "symbols"
     assert parsed.region == "asia-northeast1"
-    assert parsed.pool_zones == ["asia-northeast1-a"]
+    # Not `{region}-a` blindly: every zone of the region that offers the GPU (the zone table).
+    assert parsed.pool_zones == ["asia-northeast1-a", "asia-northeast1-c"]
     assert (parsed.gpu_type, parsed.machine_type, parsed.gpu_count) == ("nvidia-l4", "g2-standard-4", 1)
-    assert (parsed.min_vms, parsed.max_vms, parsed.latency_goal_s, parsed.throughput_per_vm) == (0, 4, 600, 10)
+    assert (parsed.min_replicas, parsed.max_replicas, parsed.latency_goal_s, parsed.throughput_per_replica) == (
+        0,
+        4,
+        600,
+        10,
+    )
     # 10 drawings/s for what is left of 600 s after 60 s sampling + 120 s lag + 90 s baked boot.
     assert parsed.reaction_s == 270
     assert parsed.policy().reaction_s == 270
-    assert parsed.policy().single_instance_assignment == 10 * (600 - 270) == 3300
+    assert parsed.policy().assignment == 10 * (600 - 270) == 3300
     assert (parsed.network, parsed.subnetwork, parsed.create_nat) == ("default", None, True)
     calendar = parsed.calendar()
     assert (calendar.country, calendar.time_zone, calendar.weekdays) == ("JP", "Asia/Tokyo", (0, 1, 2, 3, 4))
-    assert (calendar.business_start_hour, calendar.business_end_hour, calendar.business_min_workers) == (9, 18, 1)
+    assert (calendar.business_start_hour, calendar.business_end_hour, calendar.business_min_replicas) == (9, 18, 1)
     assert parsed.handler is None
 
 
@@ -46,26 +52,34 @@ def test_gcp_zone_and_structured_values() -> None:
     parsed = parse_stack_config({**MINIMAL, "gcp:region": "us-central1", "gcp:zone": "us-central1-b"}, stack="ocr")
     assert parsed.pool_zones == ["us-central1-b"]
     parsed = parse_stack_config(
-        {**MINIMAL, "asyncinfer:zones": '["asia-northeast1-a", "asia-northeast1-c"]', "asyncinfer:maxVms": "6"},
+        {
+            **MINIMAL,
+            "asyncinfer:distributionPolicyZones": '["asia-northeast1-a", "asia-northeast1-c"]',
+            "asyncinfer:maxReplicas": "6",
+        },
         stack="ocr",
     )
-    assert parsed.pool_zones == ["asia-northeast1-a", "asia-northeast1-c"] and parsed.max_vms == 6
-    assert parse_stack_config({**MINIMAL, "asyncinfer:zones": "asia-northeast1-a,asia-northeast1-b"}, "x-y").zones == [
-        "asia-northeast1-a",
-        "asia-northeast1-b",
-    ]
+    assert parsed.pool_zones == ["asia-northeast1-a", "asia-northeast1-c"] and parsed.max_replicas == 6
+    comma = parse_stack_config(
+        {**MINIMAL, "asyncinfer:distributionPolicyZones": "asia-northeast1-a,asia-northeast1-c"}, "x-y"
+    )
+    assert comma.distribution_policy_zones == ["asia-northeast1-a", "asia-northeast1-c"]
 
 
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        (config(minVms=5, maxVms=2), "asyncinfer:minVms (5) is greater than asyncinfer:maxVms (2)"),
-        (config(gpuType="nvidia-tesla-k80"), "gpu type 'nvidia-tesla-k80' is not known"),
+        (config(minReplicas=5, maxReplicas=2), "asyncinfer:minReplicas (5) is greater than asyncinfer:maxReplicas (2)"),
+        (config(gpuType="nvidia-tesla-k80"), "asyncinfer:gpuType 'nvidia-tesla-k80' is not known"),
         (config(gpuType="nvidia-tesla-a100"), "cannot carry nvidia-tesla-a100"),
         (config(timeZone="Mars/Olympus"), "is not an IANA time zone"),
-        (config(cpuTarget=0.6), "cannot scale to zero"),
-        (config(zones="us-central1-a"), "asyncinfer:zones: 'us-central1-a' is not a zone of gcp:region"),
-        (config(maxVm=3), "asyncinfer:maxVm: unknown key; did you mean asyncinfer:maxVms?"),
+        (config(cpuUtilizationTarget=0.6), "cannot scale to zero"),
+        (
+            config(distributionPolicyZones="us-central1-a"),
+            "asyncinfer:distributionPolicyZones: 'us-central1-a' is not a zone of asia-northeast1",
+        ),
+        (config(maxReplica=3), "asyncinfer:maxReplica: unknown key; did you mean asyncinfer:maxReplicas?"),
+        (config(maxVms=3), "asyncinfer:maxVms: renamed to asyncinfer:maxReplicas"),
         (config(businessDays="mon,funday"), "asyncinfer:businessDays"),
         (config(drainTimeoutS=40), "asyncinfer:drainTimeoutS"),
         (config(model="Bad_Name"), "queue name 'Bad_Name'"),
@@ -77,12 +91,12 @@ def test_gcp_zone_and_structured_values() -> None:
         (
             config(latencyGoalS=240),
             "asyncinfer:latencyGoalS (240 s) is not longer than the pool's reaction time (270 s = 60 s metric "
-            "sampling + 120 s metric lag + 90 s asyncinfer:bootToReadyS",
+            "sampling + 120 s metric lag + 90 s asyncinfer:bootToReadyS (assumed for a baked image)",
         ),
         (
             config(existingFamily="dlvm", imageBaked="false"),
             "asyncinfer:latencyGoalS (600 s) is not longer than the pool's reaction time (690 s = 60 s metric "
-            "sampling + 120 s metric lag + 510 s asyncinfer:bootToReadyS (default for an unbaked image",
+            "sampling + 120 s metric lag + 510 s asyncinfer:bootToReadyS (assumed for an unbaked image",
         ),
         (config(imageBaked="false"), "asyncinfer:imageBaked: false only describes"),
     ],
@@ -103,19 +117,19 @@ def test_bad_configuration_names_the_key_and_creates_nothing(
         ({"bootToReadyS": 150}, 330, 2700),
         ({"existingFamily": "dlvm", "imageBaked": "false", "latencyGoalS": 900}, 690, 2100),
         # A goal shorter than the reaction is possible only with the assignment given outright.
-        ({"latencyGoalS": 240, "backlogPerVm": 500, "minVms": 1}, 270, 500),
+        ({"latencyGoalS": 240, "singleInstanceAssignment": 500, "minReplicas": 1}, 270, 500),
     ],
 )
 def test_reaction_time_comes_out_of_the_latency_goal(extra: dict[str, Any], reaction: float, assignment: float) -> None:
     parsed = parse_stack_config(config(**extra), stack="symbols")
     assert parsed.reaction_s == reaction
-    assert parsed.policy().single_instance_assignment == assignment
+    assert parsed.policy().assignment == assignment
 
 
 def test_stack_pool_agrees_with_its_config(engine: Engine) -> None:
     values = config(bootToReadyS=150)
     graph = engine.run(lambda: program(SCHEDULE_START), config=values)
-    autoscaler = graph.one("gcp:compute/autoscaler:Autoscaler").inputs["autoscalingPolicy"]
+    autoscaler = graph.one("gcp:compute/regionAutoscaler:RegionAutoscaler").inputs["autoscalingPolicy"]
     assert autoscaler["metrics"][0]["singleInstanceAssignment"] == 2700
     assert autoscaler["cooldownPeriod"] == 150
 
@@ -135,7 +149,10 @@ def symbols_config() -> dict[str, str]:
 
 def test_whole_stack_graph(engine: Engine) -> None:
     graph = engine.run(lambda: program(SCHEDULE_START), config=symbols_config())
-    counts = {t: graph.count(t) for t in {r.type for r in graph.resources}}
+    # The bake's own resources are tested with BakedImage; here, everything around it.
+    bake = graph.one("asyncinfer:index:BakedImage")
+    outside_bake = [r for r in graph.resources if r.parent != bake.urn]
+    counts = {t: sum(r.type == t for r in outside_bake) for t in {r.type for r in outside_bake}}
     assert counts == {
         "asyncinfer:index:ModelStack": 1,
         "asyncinfer:index:Queue": 1,
@@ -143,26 +160,30 @@ def test_whole_stack_graph(engine: Engine) -> None:
         "asyncinfer:index:ScheduleScaler": 1,
         "asyncinfer:index:GpuWorkerPool": 1,
         "asyncinfer:index:Monitoring": 1,
-        "command:local:Command": 1,
+        "asyncinfer:index:ClaimCheckBucket": 1,
+        "gcp:storage/bucket:Bucket": 1,
+        "gcp:storage/bucketIAMMember:BucketIAMMember": 2,
+        "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": 1,
         "gcp:pubsub/topic:Topic": 3,
         "gcp:pubsub/subscription:Subscription": 2,
         "gcp:pubsub/topicIAMMember:TopicIAMMember": 2,
         "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember": 2,
         "gcp:serviceaccount/account:Account": 1,
-        "gcp:projects/iAMMember:IAMMember": 3,
+        "gcp:projects/iAMMember:IAMMember": 2,
         "gcp:compute/instanceTemplate:InstanceTemplate": 1,
         "gcp:compute/healthCheck:HealthCheck": 1,
         "gcp:compute/firewall:Firewall": 1,
         "gcp:compute/router:Router": 1,
         "gcp:compute/routerNat:RouterNat": 1,
-        "gcp:compute/instanceGroupManager:InstanceGroupManager": 2,
-        "gcp:compute/autoscaler:Autoscaler": 2,
+        "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager": 1,
+        "gcp:compute/regionAutoscaler:RegionAutoscaler": 1,
         "gcp:monitoring/dashboard:Dashboard": 1,
         "gcp:monitoring/alertPolicy:AlertPolicy": 3,
     }
     root = graph.one("asyncinfer:index:ModelStack")
     assert {r.type for r in graph.children_of(root)} == {
-        f"asyncinfer:index:{n}" for n in ("Queue", "BakedImage", "ScheduleScaler", "GpuWorkerPool", "Monitoring")
+        f"asyncinfer:index:{n}"
+        for n in ("Queue", "BakedImage", "ScheduleScaler", "ClaimCheckBucket", "GpuWorkerPool", "Monitoring")
     }
     # Every cloud resource hangs under a component: nothing is created loose in the stack.
     components = {r.urn for r in graph.components()}
@@ -170,17 +191,21 @@ def test_whole_stack_graph(engine: Engine) -> None:
     template = graph.one("gcp:compute/instanceTemplate:InstanceTemplate").inputs
     image = graph.one("command:local:Command").inputs["environment"]["PKR_VAR_image_name"]
     assert template["disks"][0]["sourceImage"].endswith(f"/global/images/{image}")
-    for autoscaler in graph.of_type("gcp:compute/autoscaler:Autoscaler"):
-        policy = autoscaler.inputs["autoscalingPolicy"]
-        # Two zones each own twice the pool's 3300 (10/s x (600 s goal - 270 s reaction)).
-        assert policy["metrics"][0]["singleInstanceAssignment"] == 3300 * 2
-        assert (policy["minReplicas"], policy["maxReplicas"]) == (0, 2)
-        assert 'subscription_id = "symbols-requests-workers"' in policy["metrics"][0]["filter"]
+    group = graph.one("gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager").inputs
+    assert group["distributionPolicyZones"] == ["asia-northeast1-a", "asia-northeast1-c"]
+    policy = graph.one("gcp:compute/regionAutoscaler:RegionAutoscaler").inputs["autoscalingPolicy"]
+    # One regional autoscaler over both zones: the pool's own 3300 (10/s x (600 s goal - 270 s
+    # reaction)) and the pool's own bounds.
+    assert policy["metrics"][0]["singleInstanceAssignment"] == 3300
+    assert (policy["minReplicas"], policy["maxReplicas"]) == (0, 4)
+    assert policy["metrics"][0]["filter"] == (
+        'resource.type = "pubsub_subscription" AND resource.labels.subscription_id = "symbols-requests-workers"'
+    )
 
 
 def test_every_component_registers_its_outputs(engine: Engine) -> None:
     graph = engine.run(lambda: program(SCHEDULE_START), config=symbols_config())
-    assert len(graph.components()) == 6
+    assert len(graph.components()) == 7
     assert all(r.registered_outputs for r in graph.components())
 
 
@@ -220,12 +245,18 @@ def test_model_stack_args_in_one_line(engine: Engine) -> None:
 
     def build() -> ModelStack:
         # The one line a Pulumi program needs for a new model.
-        return ModelStack("ocr", ModelStackArgs.of(image=IMAGE, project="test-project", model="ocr", max_vms=2))
+        return ModelStack("ocr", ModelStackArgs.of(image=IMAGE, project="test-project", model="ocr", max_replicas=2))
 
     graph = engine.run(build)
-    assert graph.count("gcp:compute/autoscaler:Autoscaler") == 1
-    args = ModelStackArgs.of(image=IMAGE, project="test-project", model="ocr", max_vms=2, zones="asia-northeast1-b")
-    assert (args.config.model_name, args.config.max_vms, args.config.pool_zones) == ("ocr", 2, ["asia-northeast1-b"])
+    assert graph.count("gcp:compute/regionAutoscaler:RegionAutoscaler") == 1
+    args = ModelStackArgs.of(
+        image=IMAGE, project="test-project", model="ocr", max_replicas=2, distribution_policy_zones="asia-northeast1-c"
+    )
+    assert (args.config.model_name, args.config.max_replicas, args.config.pool_zones) == (
+        "ocr",
+        2,
+        ["asia-northeast1-c"],
+    )
 
 
 def test_two_model_stacks_in_one_program_take_their_names_from_the_resources() -> None:
@@ -266,7 +297,7 @@ def test_plan_renders_the_default_stack(tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "symbols-requests-workers" in out and "SPOT/DELETE" in out
     dot = (tmp_path / "plan" / "symbols.dot").read_text()
-    assert dot.startswith('digraph "symbols"') and "gcp:compute/autoscaler:Autoscaler" in dot
+    assert dot.startswith('digraph "symbols"') and "gcp:compute/regionAutoscaler:RegionAutoscaler" in dot
     assert dot.count(" -> ") >= 25
 
 
@@ -279,10 +310,11 @@ def test_plan_png(tmp_path: Path) -> None:
 
 def test_plan_reports_bad_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "Pulumi.bad.yaml").write_text(
-        "config:\n  gcp:project: p\n  asyncinfer:image: x/y:1\n  asyncinfer:minVms: 5\n  asyncinfer:maxVms: 2\n"
+        "config:\n  gcp:project: p\n  asyncinfer:image: x/y:1\n"
+        "  asyncinfer:minReplicas: 5\n  asyncinfer:maxReplicas: 2\n"
     )
     assert plan_command.run(plan_args(tmp_path, stack="bad", directory=tmp_path)) == 2
     err = capsys.readouterr().err
-    assert "asyncinfer:minVms (5) is greater than asyncinfer:maxVms (2)" in err
+    assert "asyncinfer:minReplicas (5) is greater than asyncinfer:maxReplicas (2)" in err
     assert not (tmp_path / "plan").exists()
     assert plan_command.run(plan_args(tmp_path, stack="missing", directory=tmp_path)) == 2

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
@@ -8,24 +7,21 @@ import pytest
 from asyncinfer.components.queue import Queue, QueueArgs
 from asyncinfer.components.schedule_scaler import ScheduleScaler, ScheduleScalerArgs
 from asyncinfer.components.worker_pool import (
-    BACKLOG_METRIC,
-    METRIC_LAG_S,
-    METRIC_PERIOD_S,
-    STOP_TIMEOUT_S,
     CustomMetric,
     GpuWorkerPool,
     GpuWorkerPoolArgs,
     PoolConfigError,
     backlog_filter,
-    validate_gpu,
 )
+from asyncinfer.core.gce import BACKLOG_METRIC, METRIC_LAG_S, METRIC_PERIOD_S, STOP_TIMEOUT_S
 from asyncinfer.core.policy import ScalingPolicy
 from asyncinfer.core.schedules import MAX_SCHEDULES, MIN_DURATION_S, BusinessCalendar, parse_cron
+from asyncinfer.core.validation import gpu_shape
 from tests.components.conftest import PROJECT, SCHEDULE_START, Engine
 
 TEMPLATE = "gcp:compute/instanceTemplate:InstanceTemplate"
-MIG = "gcp:compute/instanceGroupManager:InstanceGroupManager"
-AUTOSCALER = "gcp:compute/autoscaler:Autoscaler"
+MIG = "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager"
+AUTOSCALER = "gcp:compute/regionAutoscaler:RegionAutoscaler"
 REGION = "asia-northeast1"
 
 
@@ -33,7 +29,7 @@ def pool_args(**overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "project": PROJECT,
         "region": REGION,
-        "zones": [f"{REGION}-a"],
+        "distribution_policy_zones": [f"{REGION}-a"],
         "model": "symbols",
         "subscription_name": "symbols-requests-workers",
         "results_topic_name": "symbols-results",
@@ -47,7 +43,7 @@ def pool_args(**overrides: Any) -> dict[str, Any]:
 def build_pool(**overrides: Any) -> GpuWorkerPool:
     """A pool wired to a real Queue, so its filters come from the subscription's name output."""
     queue = Queue("q", QueueArgs.for_model(overrides.pop("queue_name", "symbols"), project=PROJECT))
-    calendar = overrides.pop("calendar", BusinessCalendar(business_min_workers=2))
+    calendar = overrides.pop("calendar", BusinessCalendar(business_min_replicas=2))
     schedules = ScheduleScaler("s", ScheduleScalerArgs(calendar=calendar, start=SCHEDULE_START))
     args = pool_args(
         subscription_name=queue.requests_subscription_name,
@@ -58,20 +54,22 @@ def build_pool(**overrides: Any) -> GpuWorkerPool:
     return GpuWorkerPool("pool", GpuWorkerPoolArgs(**args))
 
 
-def test_graph_one_zonal_group_and_autoscaler_per_zone(engine: Engine) -> None:
-    zones = [f"{REGION}-a", f"{REGION}-b", f"{REGION}-c"]
-    graph = engine.run(lambda: build_pool(zones=zones))
+def test_graph_one_regional_group_and_autoscaler_over_the_zones(engine: Engine) -> None:
+    zones = [f"{REGION}-a", f"{REGION}-c"]
+    graph = engine.run(lambda: build_pool(distribution_policy_zones=zones))
     assert graph.count(TEMPLATE) == 1
-    assert sorted(r.inputs["zone"] for r in graph.of_type(MIG)) == zones
-    assert sorted(r.inputs["zone"] for r in graph.of_type(AUTOSCALER)) == zones
-    assert graph.count("gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager") == 0
+    # One group, one autoscaler, whatever the zone count: one waiting message asks for one VM.
+    group, autoscaler = graph.one(MIG), graph.one(AUTOSCALER)
+    assert group.inputs["distributionPolicyZones"] == zones
+    assert group.inputs["distributionPolicyTargetShape"] == "ANY"
+    assert group.inputs["region"] == REGION and autoscaler.inputs["region"] == REGION
+    assert autoscaler.inputs["target"] == group.id
+    assert graph.count("gcp:compute/instanceGroupManager:InstanceGroupManager") == 0
+    assert graph.count("gcp:compute/autoscaler:Autoscaler") == 0
     pool = graph.one("asyncinfer:index:GpuWorkerPool")
     children = graph.children_of(pool)
     assert {r.type for r in children} >= {TEMPLATE, MIG, AUTOSCALER, "gcp:serviceaccount/account:Account"}
-    assert all(r.parent == pool.urn for r in graph.of_type(MIG) + graph.of_type(AUTOSCALER))
-    for autoscaler in graph.of_type(AUTOSCALER):
-        target = next(m for m in graph.of_type(MIG) if m.inputs["zone"] == autoscaler.inputs["zone"])
-        assert autoscaler.inputs["target"] == target.id
+    assert group.parent == pool.urn and autoscaler.parent == pool.urn
 
 
 def test_every_gpu_template_is_spot_and_terminates(engine: Engine) -> None:
@@ -95,8 +93,12 @@ def test_template_is_replaced_create_before_delete(engine: Engine) -> None:
     assert "name" not in template.inputs and template.inputs["namePrefix"] == "symbols-gpu-"
     assert template.delete_before_replace is False
     assert template.replace_on_changes == ["*"]
-    for mig in graph.of_type(MIG):
-        assert mig.inputs["versions"][0]["instanceTemplate"] == template.outputs["selfLinkUnique"]
+    group = graph.one(MIG)
+    assert group.inputs["versions"][0]["instanceTemplate"] == template.outputs["selfLinkUnique"]
+    # The group's update returns once every VM runs the new template, so the old one is free when
+    # Pulumi deletes it (create-before-delete deletes last).
+    assert group.inputs["waitForInstances"] is True
+    assert group.inputs["waitForInstancesStatus"] == "UPDATED"
 
 
 def test_no_external_ip_by_default_and_shielded(engine: Engine) -> None:
@@ -124,7 +126,7 @@ def test_startup_and_shutdown_scripts(engine: Engine) -> None:
         "ASYNCINFER_SUBSCRIPTION=symbols-requests-workers",
         "ASYNCINFER_RESULTS_TOPIC=symbols-results",
         "ASYNCINFER_MAX_BATCH_SIZE=16",
-        "ASYNCINFER_MAX_WAIT_MS=10",
+        "ASYNCINFER_MAX_WAIT_MS=10.0",
         "ASYNCINFER_DRAIN_TIMEOUT_S=20",
         "ASYNCINFER_HEALTH_PORT=8080",
     ):
@@ -143,24 +145,28 @@ def test_a_stack_may_override_the_images_handler(engine: Engine) -> None:
 
 
 def test_health_check_and_update_policy(engine: Engine) -> None:
-    graph = engine.run(lambda: build_pool(zones=[f"{REGION}-a", f"{REGION}-b"], boot_to_ready_s=120))
+    graph = engine.run(
+        lambda: build_pool(distribution_policy_zones=[f"{REGION}-a", f"{REGION}-c"], boot_to_ready_s=120)
+    )
     health = graph.one("gcp:compute/healthCheck:HealthCheck")
     assert health.inputs["httpHealthCheck"] == {"port": 8080, "requestPath": "/healthz"}
     firewall = graph.one("gcp:compute/firewall:Firewall").inputs
     assert firewall["allows"] == [{"protocol": "tcp", "ports": ["8080"]}]
     assert firewall["targetTags"] == graph.one(TEMPLATE).inputs["tags"]
-    for mig in graph.of_type(MIG):
-        assert mig.inputs["autoHealingPolicies"] == {"healthCheck": health.id, "initialDelaySec": 120}
-        policy = mig.inputs["updatePolicy"]
-        assert policy["type"] == "PROACTIVE"
-        assert (policy["maxSurgeFixed"], policy["maxUnavailableFixed"]) == (1, 0)
-    for autoscaler in graph.of_type(AUTOSCALER):
-        assert autoscaler.inputs["autoscalingPolicy"]["cooldownPeriod"] == 120
+    group = graph.one(MIG)
+    assert group.inputs["autoHealingPolicies"] == {"healthCheck": health.id, "initialDelaySec": 120}
+    policy = group.inputs["updatePolicy"]
+    assert policy["type"] == "PROACTIVE"
+    # GCE: a regional group's fixed surge is 0 or at least its zone count; non-EVEN shapes need
+    # proactive redistribution off.
+    assert (policy["maxSurgeFixed"], policy["maxUnavailableFixed"]) == (2, 0)
+    assert policy["instanceRedistributionType"] == "NONE"
+    assert graph.one(AUTOSCALER).inputs["autoscalingPolicy"]["cooldownPeriod"] == 120
 
 
 def test_each_autoscaler_filter_names_its_own_subscription(engine: Engine) -> None:
     def build() -> None:
-        build_pool(zones=[f"{REGION}-a", f"{REGION}-b"])
+        build_pool(distribution_policy_zones=[f"{REGION}-a", f"{REGION}-c"])
         queue = Queue("other-q", QueueArgs.for_model("ocr", project=PROJECT))
         GpuWorkerPool(
             "other-pool",
@@ -175,7 +181,7 @@ def test_each_autoscaler_filter_names_its_own_subscription(engine: Engine) -> No
 
     graph = engine.run(build)
     autoscalers = graph.of_type(AUTOSCALER)
-    assert len(autoscalers) == 3
+    assert len(autoscalers) == 2
     for autoscaler in autoscalers:
         subscription = (
             "ocr-requests-workers" if autoscaler.name.startswith("other-pool") else "symbols-requests-workers"
@@ -211,11 +217,11 @@ def test_cpu_and_custom_signals_refuse_min_zero_before_any_resource(engine: Engi
 def test_cpu_and_custom_signals_with_a_floor(engine: Engine) -> None:
     graph = engine.run(
         lambda: build_pool(
-            policy=ScalingPolicy(min_workers=1, max_workers=4),
-            calendar=BusinessCalendar(business_min_workers=2, off_hours_min_workers=1),
+            policy=ScalingPolicy(min_replicas=1, max_replicas=4),
+            calendar=BusinessCalendar(business_min_replicas=2, min_replicas=1),
             cpu_utilization_target=0.6,
             custom_metrics=[CustomMetric(name="custom.googleapis.com/gpu", target=0.8)],
-            scale_in_max_percent=50,
+            max_scaled_in_percent=50,
         )
     )
     policy = graph.one(AUTOSCALER).inputs["autoscalingPolicy"]
@@ -225,27 +231,27 @@ def test_cpu_and_custom_signals_with_a_floor(engine: Engine) -> None:
     assert policy["scaleInControl"]["maxScaledInReplicas"] == {"percent": 50}
 
 
-@pytest.mark.parametrize("zones", [1, 2, 3])
-def test_zone_count_divides_the_assignment(engine: Engine, zones: int) -> None:
-    policy = ScalingPolicy(min_workers=1, max_workers=5, throughput_per_worker=10, target_latency_s=600)
-    zone_names = [f"{REGION}-{c}" for c in "abc"[:zones]]
+@pytest.mark.parametrize("zones", [1, 2])
+def test_the_zone_count_changes_nothing_in_the_autoscaler(engine: Engine, zones: int) -> None:
+    policy = ScalingPolicy(min_replicas=1, max_replicas=5, throughput_per_replica=10, latency_goal_s=600)
+    zone_names = [f"{REGION}-{c}" for c in "ac"[:zones]]
     graph = engine.run(
         lambda: build_pool(
-            zones=zone_names, policy=policy, calendar=BusinessCalendar(business_min_workers=3, off_hours_min_workers=1)
+            distribution_policy_zones=zone_names,
+            policy=policy,
+            calendar=BusinessCalendar(business_min_replicas=3, min_replicas=1),
         )
     )
-    for autoscaler in graph.of_type(AUTOSCALER):
-        scaling = autoscaler.inputs["autoscalingPolicy"]
-        # Every zone sees the whole backlog, so each owns N times the assignment: 10/s for the
-        # 600 s goal less 60 s sampling + 120 s lag + 90 s boot.
-        assert scaling["metrics"][0]["singleInstanceAssignment"] == 3300 * zones
-        assert scaling["minReplicas"] == math.ceil(1 / zones)
-        assert scaling["maxReplicas"] == math.ceil(5 / zones)
-        assert {s["minRequiredReplicas"] for s in scaling["scalingSchedules"]} == {math.ceil(3 / zones)}
+    scaling = graph.one(AUTOSCALER).inputs["autoscalingPolicy"]
+    # One autoscaler sees the backlog once: 10/s for the 600 s goal less 60 s sampling + 120 s lag +
+    # 90 s boot, the pool's own bounds, the calendar's own floor; no per-zone split or rounding.
+    assert scaling["metrics"][0]["singleInstanceAssignment"] == 3300
+    assert (scaling["minReplicas"], scaling["maxReplicas"]) == (1, 5)
+    assert {s["minRequiredReplicas"] for s in scaling["scalingSchedules"]} == {3}
 
 
 def test_schedules_within_gce_limits(engine: Engine) -> None:
-    graph = engine.run(lambda: build_pool(zones=[f"{REGION}-a", f"{REGION}-b"]))
+    graph = engine.run(lambda: build_pool(distribution_policy_zones=[f"{REGION}-a", f"{REGION}-c"]))
     for autoscaler in graph.of_type(AUTOSCALER):
         schedules = autoscaler.inputs["autoscalingPolicy"]["scalingSchedules"]
         assert 0 < len(schedules) <= MAX_SCHEDULES
@@ -279,11 +285,10 @@ def test_least_privilege(engine: Engine) -> None:
     publisher = graph.one("gcp:pubsub/topicIAMMember:TopicIAMMember", "pool-results-publisher").inputs
     assert publisher["topic"] == "symbols-results"
     project_roles = {r.inputs["role"] for r in graph.of_type("gcp:projects/iAMMember:IAMMember")}
-    assert project_roles == {
-        "roles/monitoring.metricWriter",
-        "roles/logging.logWriter",
-        "roles/artifactregistry.reader",
-    }
+    assert project_roles == {"roles/monitoring.metricWriter", "roles/logging.logWriter"}
+    # Registry read on the image's own repository (the project its reference names), not project-wide.
+    reader = graph.one("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember").inputs
+    assert (reader["project"], reader["repository"], reader["member"]) == ("test-project", "asyncinfer", member)
     for r in graph.resources:
         role = str(r.inputs.get("role", ""))
         assert role not in ("roles/editor", "roles/owner") and not role.lower().endswith("admin")
@@ -299,11 +304,14 @@ def test_least_privilege(engine: Engine) -> None:
         ("nvidia-h100-80gb", "a3-highgpu-8g", 1, "comes with 8"),
         ("nvidia-l4", "g2-standard-24", 1, "comes with 2"),
         ("nvidia-tesla-t4", "n1-standard-8", 3, "not possible"),
+        # N1's vCPU-per-GPU limit: one V100 allows at most 12 vCPUs.
+        ("nvidia-tesla-v100", "n1-standard-16", 1, "allows at most 12"),
+        ("nvidia-tesla-p4", "n1-highmem-32", 1, "allows at most 24"),
     ],
 )
 def test_gpu_validation(gpu: str, machine: str, count: int, message: str) -> None:
-    with pytest.raises(PoolConfigError, match=message):
-        validate_gpu(gpu, machine, count)
+    problems = gpu_shape(gpu, machine, count)
+    assert len(problems) == 1 and message in problems[0]
 
 
 @pytest.mark.parametrize(
@@ -311,24 +319,28 @@ def test_gpu_validation(gpu: str, machine: str, count: int, message: str) -> Non
     [
         ("nvidia-l4", "g2-standard-4", 1),
         ("nvidia-tesla-t4", "n1-standard-8", 2),
+        ("nvidia-tesla-v100", "n1-standard-8", 1),
+        ("nvidia-tesla-v100", "n1-custom-12-46080", 1),
         ("nvidia-tesla-a100", "a2-highgpu-1g", 1),
         ("nvidia-a100-80gb", "a2-ultragpu-2g", 2),
         ("nvidia-h100-80gb", "a3-highgpu-8g", 8),
     ],
 )
 def test_gpu_combinations_that_work(gpu: str, machine: str, count: int) -> None:
-    validate_gpu(gpu, machine, count)
+    assert gpu_shape(gpu, machine, count) == []
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"zones": ["us-central1-a"]}, "not in region"),
-        ({"zones": []}, "zones is empty"),
+        ({"distribution_policy_zones": ["us-central1-a"]}, "is not a zone of asia-northeast1"),
+        ({"distribution_policy_zones": []}, "distribution_policy_zones is empty"),
+        ({"distribution_policy_zones": [f"{REGION}-b"]}, "nvidia-l4 is not offered in asia-northeast1-b"),
+        ({"distribution_policy_target_shape": "EVEN"}, "use ANY or BALANCED"),
         ({"drain_timeout_s": 30}, "drain_timeout_s"),
         (
-            {"policy": ScalingPolicy(max_workers=1), "calendar": BusinessCalendar(business_min_workers=3)},
-            "business-hours",
+            {"policy": ScalingPolicy(max_replicas=1), "calendar": BusinessCalendar(business_min_replicas=3)},
+            r"business_min_replicas \(3\) is greater than max_replicas \(1\)",
         ),
     ],
 )
@@ -349,7 +361,7 @@ NAT = "gcp:compute/routerNat:RouterNat"
 
 
 def test_cloud_nat_for_the_pool_region_and_network_by_default(engine: Engine) -> None:
-    graph = engine.run(lambda: build_pool(zones=[f"{REGION}-a", f"{REGION}-b"]))
+    graph = engine.run(lambda: build_pool(distribution_policy_zones=[f"{REGION}-a", f"{REGION}-c"]))
     router = graph.one(ROUTER)
     nat = graph.one(NAT)
     pool = graph.one("asyncinfer:index:GpuWorkerPool")
@@ -387,10 +399,10 @@ def test_no_nat_when_disabled_or_with_external_ips(engine: Engine, overrides: di
 def test_reaction_time_is_sampling_lag_and_boot() -> None:
     args = GpuWorkerPoolArgs(**pool_args(boot_to_ready_s=150))
     assert args.reaction_s == METRIC_PERIOD_S + METRIC_LAG_S + 150 == 330
-    assert args.share.single_instance_assignment == 10 * (600 - 330)
+    assert args.single_instance_assignment == 10 * (600 - 330)
     # A policy that states its own reaction time keeps it.
     explicit = GpuWorkerPoolArgs(**pool_args(policy=ScalingPolicy(reaction_s=100)))
-    assert explicit.share.single_instance_assignment == 10 * (600 - 100)
+    assert explicit.single_instance_assignment == 10 * (600 - 100)
 
 
 def test_latency_goal_shorter_than_reaction_fails_before_any_resource(engine: Engine) -> None:
@@ -398,5 +410,5 @@ def test_latency_goal_shorter_than_reaction_fails_before_any_resource(engine: En
         GpuWorkerPoolArgs(**pool_args(boot_to_ready_s=510))
     assert engine.graph.resources == []
     # Given outright, the assignment needs no room for the reaction.
-    args = GpuWorkerPoolArgs(**pool_args(boot_to_ready_s=510, policy=ScalingPolicy(backlog_per_worker=800)))
-    assert args.share.single_instance_assignment == 800
+    args = GpuWorkerPoolArgs(**pool_args(boot_to_ready_s=510, policy=ScalingPolicy(single_instance_assignment=800)))
+    assert args.single_instance_assignment == 800

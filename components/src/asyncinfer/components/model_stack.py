@@ -22,6 +22,7 @@ from asyncinfer.components.monitoring import Monitoring, MonitoringArgs
 from asyncinfer.components.queue import Queue, QueueArgs
 from asyncinfer.components.schedule_scaler import ScheduleScaler, ScheduleScalerArgs
 from asyncinfer.components.stack_config import StackConfig, load_stack_config, parse_stack_config
+from asyncinfer.components.storage import ClaimCheckBucket, ClaimCheckBucketArgs
 from asyncinfer.components.worker_pool import GpuWorkerPool, GpuWorkerPoolArgs
 
 
@@ -55,6 +56,7 @@ class ModelStack(pulumi.ComponentResource):
     queue: Queue
     image: BakedImage
     schedules: ScheduleScaler
+    storage: ClaimCheckBucket
     pool: GpuWorkerPool
     monitoring: Monitoring
 
@@ -72,19 +74,21 @@ class ModelStack(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        image_args: dict[str, Any] = {"driver_branch": config.driver_branch} if config.driver_branch else {}
         self.image = BakedImage(
             f"{name}-image",
             BakedImageArgs(
                 project=config.project,
+                # Packer's build VM needs no GPU; any of the pool's zones will do.
                 zone=zones[0],
                 worker_image=config.image,
                 model=model,
-                driver_branch=config.driver_branch,
-                disk_size_gb=config.boot_disk_gb,
+                disk_size_gb=config.disk_size_gb,
                 network=config.network,
                 subnetwork=config.subnetwork,
                 existing_image=config.existing_image,
                 existing_family=config.existing_family,
+                **image_args,
             ),
             opts=child,
         )
@@ -93,39 +97,47 @@ class ModelStack(pulumi.ComponentResource):
             ScheduleScalerArgs(calendar=config.calendar(), start=args.schedule_start),
             opts=child,
         )
+        self.storage = ClaimCheckBucket(
+            f"{name}-storage",
+            ClaimCheckBucketArgs(project=config.project, location=config.region, model=model),
+            opts=child,
+        )
         self.pool = GpuWorkerPool(
             f"{name}-pool",
             GpuWorkerPoolArgs(
                 project=config.project,
                 region=config.region,
-                zones=zones,
+                distribution_policy_zones=zones,
+                distribution_policy_target_shape=config.distribution_policy_target_shape,
                 model=model,
                 subscription_name=self.queue.requests_subscription_name,
                 results_topic_name=self.queue.results_topic_name,
                 source_image=self.image.self_link,
                 worker_image=config.image,
+                worker_image_digest=self.image.worker_image_digest,
+                storage_bucket=self.storage.name,
                 policy=config.policy(),
                 schedules=self.schedules,
                 machine_type=config.machine_type,
                 gpu_type=config.gpu_type,
                 gpu_count=config.gpu_count,
-                boot_disk_gb=config.boot_disk_gb,
+                disk_size_gb=config.disk_size_gb,
                 network=config.network,
                 subnetwork=config.subnetwork,
                 external_ip=config.external_ip,
                 create_nat=config.create_nat,
-                secure_boot=config.secure_boot,
+                enable_secure_boot=config.enable_secure_boot,
                 handler=config.handler,
                 max_batch_size=config.max_batch_size,
                 max_wait_ms=config.max_wait_ms,
                 drain_timeout_s=config.drain_timeout_s,
                 health_port=config.health_port,
                 worker_env=config.worker_env,
-                boot_to_ready_s=config.boot_to_ready,
-                cpu_utilization_target=config.cpu_target,
+                boot_to_ready_s=config.boot_to_ready_s,
+                cpu_utilization_target=config.cpu_utilization_target,
                 custom_metrics=config.custom_metric_signals(),
-                scale_in_max_replicas=config.scale_in_max_vms,
-                scale_in_max_percent=config.scale_in_max_percent,
+                max_scaled_in_replicas=config.max_scaled_in_replicas,
+                max_scaled_in_percent=config.max_scaled_in_percent,
             ),
             opts=child,
         )
@@ -136,9 +148,9 @@ class ModelStack(pulumi.ComponentResource):
                 model=model,
                 subscription_name=self.queue.requests_subscription_name,
                 dead_letter_subscription_name=self.queue.dead_letter_subscription_name,
-                instance_group_names=self.pool.instance_group_names,
+                instance_group_names=[self.pool.instance_group_name],
                 latency_goal_s=config.latency_goal_s,
-                boot_to_ready_s=config.boot_to_ready,
+                boot_to_ready_s=config.boot_to_ready_s,
                 notification_channels=config.notification_channels,
             ),
             opts=child,
@@ -156,7 +168,7 @@ class ModelStack(pulumi.ComponentResource):
             "dead_letter_subscription": self.queue.dead_letter_subscription_id,
             "vm_image": self.image.self_link,
             "service_account": self.pool.service_account_email,
-            "instance_groups": self.pool.instance_group_manager_ids,
+            "instance_group": self.pool.instance_group_manager_id,
             "dashboard": self.monitoring.dashboard_id,
         }
 

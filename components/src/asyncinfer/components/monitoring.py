@@ -17,7 +17,7 @@ import pulumi_gcp as gcp
 
 # Pub/Sub's subscription metrics are sampled every 60 s and lag up to about 2 minutes: one number,
 # shared with the pool's reaction time.
-from asyncinfer.components.worker_pool import METRIC_LAG_S
+from asyncinfer.core.gce import METRIC_LAG_S
 
 
 def subscription_filter(metric: str, subscription_name: str) -> str:
@@ -194,7 +194,7 @@ class Monitoring(pulumi.ComponentResource):
             notification_channels=channels,
             opts=child,
         )
-        # Scale-from-zero that never fires is the trap of docs/PLATFORM.md: a backlog with no VM
+        # Scale-from-zero that never fires is the classic trap: a backlog with no VM
         # for longer than a boot (plus the metrics' lag) means the first VM is not coming.
         stuck_after = whole_minutes(args.boot_to_ready_s + METRIC_LAG_S)
         stuck = gcp.monitoring.AlertPolicy(

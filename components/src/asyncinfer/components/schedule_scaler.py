@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
-from asyncinfer.core.policy import zonal_floor
-from asyncinfer.core.schedules import BusinessCalendar, ScalingSchedule, compile_schedules, validate_schedules
+from asyncinfer.core.schedules import MAX_SCHEDULES, BusinessCalendar, ScalingSchedule, compile_schedules
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,15 +25,15 @@ class ScheduleScalerArgs:
     months: int = 12
 
     def __post_init__(self) -> None:
-        if not 1 <= self.months <= 24:
-            raise ValueError(f"months is {self.months}; compile between 1 and 24 months of schedules.")
+        if not 1 <= self.months <= MAX_SCHEDULES:
+            raise ValueError(f"months is {self.months}; compile between 1 and {MAX_SCHEDULES} months of schedules.")
 
 
 def _schedule_args(
     schedules: list[ScalingSchedule],
-) -> list[gcp.compute.AutoscalerAutoscalingPolicyScalingScheduleArgs]:
+) -> list[gcp.compute.RegionAutoscalerAutoscalingPolicyScalingScheduleArgs]:
     return [
-        gcp.compute.AutoscalerAutoscalingPolicyScalingScheduleArgs(
+        gcp.compute.RegionAutoscalerAutoscalingPolicyScalingScheduleArgs(
             name=s.name,
             schedule=s.schedule,
             duration_sec=s.duration_sec,
@@ -47,10 +46,10 @@ def _schedule_args(
 
 
 class ScheduleScaler(pulumi.ComponentResource):
-    """The compiled calendar: `scaling_schedules` for one autoscaler and `base_min` for nights."""
+    """The compiled calendar: `scaling_schedules` for the pool's regional autoscaler and `base_min` for nights."""
 
     schedules: list[ScalingSchedule]
-    scaling_schedules: list[gcp.compute.AutoscalerAutoscalingPolicyScalingScheduleArgs]
+    scaling_schedules: list[gcp.compute.RegionAutoscalerAutoscalingPolicyScalingScheduleArgs]
     base_min: int
     business_min: int
 
@@ -60,8 +59,8 @@ class ScheduleScaler(pulumi.ComponentResource):
         self.calendar = args.calendar
         self.schedules = compile_schedules(args.calendar, start, args.months)
         self.scaling_schedules = _schedule_args(self.schedules)
-        self.base_min = args.calendar.off_hours_min_workers
-        self.business_min = max(args.calendar.business_min_workers, self.base_min)
+        self.base_min = args.calendar.min_replicas
+        self.business_min = max(args.calendar.business_min_replicas, self.base_min)
         self.register_outputs(
             {
                 "base_min": self.base_min,
@@ -69,27 +68,3 @@ class ScheduleScaler(pulumi.ComponentResource):
                 "schedules": [asdict(s) for s in self.schedules],
             }
         )
-
-    def for_zones(self, zone_count: int) -> list[gcp.compute.AutoscalerAutoscalingPolicyScalingScheduleArgs]:
-        """The schedules for one of `zone_count` zonal autoscalers.
-
-        Each zonal MIG owns a share of the pool-wide business minimum, rounded up by
-        `policy.zonal_floor` exactly as `policy.zonal_share` rounds the autoscaler's own minimum,
-        so the zones together never fall below the calendar's floor.
-        """
-        if zone_count == 1:
-            return list(self.scaling_schedules)
-        zonal: list[ScalingSchedule] = []
-        for s in self.schedules:
-            zonal.append(
-                ScalingSchedule(
-                    name=s.name,
-                    schedule=s.schedule,
-                    duration_sec=s.duration_sec,
-                    min_required_replicas=zonal_floor(s.min_required_replicas, zone_count),
-                    time_zone=s.time_zone,
-                    description=f"{s.description}; this zone's share of {zone_count}",
-                )
-            )
-        validate_schedules(zonal)
-        return _schedule_args(zonal)

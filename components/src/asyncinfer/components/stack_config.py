@@ -1,9 +1,15 @@
-"""The configuration of one model's stack, validated before any resource is created.
+"""The configuration of one model's stack, checked by a preflight before any resource is declared.
 
 Read from `pulumi.Config("asyncinfer")` plus `gcp:project`, `gcp:region` and `gcp:zone`. The only
 key a new model must set is `asyncinfer:image` (its worker container image); everything else has a
-default that works. A bad value fails with a message that names the key and the fix, instead of a
-half-created stack or an autoscaler that silently scales on nothing.
+default that works. Each key is the component argument of the same name in camelCase, and GCE's own
+name where GCE has one (`minReplicas`, `singleInstanceAssignment`, `distributionPolicyZones`).
+
+The preflight (`StackConfig`'s validator) runs the rules of `asyncinfer.core.validation`: every GCE
+name the pool will declare, zones that exist in the region and offer the GPU, N1 vCPU-per-GPU limits,
+schedule windows, the backlog filter's syntax, signals that cannot reach zero. A bad value fails with
+a message that names the key and the fix, instead of a half-created stack or an autoscaler that
+silently scales on nothing. `asyncinfer plan` and the Pulumi program both run it first.
 """
 
 from __future__ import annotations
@@ -11,35 +17,46 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from asyncinfer.components.worker_pool import (
-    BAKED_BOOT_TO_READY_S,
-    METRIC_LAG_S,
-    METRIC_PERIOD_S,
-    STOP_TIMEOUT_S,
-    UNBAKED_EXTRA_S,
-    CustomMetric,
-    PoolConfigError,
-    reaction_time_s,
-    validate_gpu,
-)
-from asyncinfer.core.policy import PolicyError, ScalingPolicy
-from asyncinfer.core.schedules import BusinessCalendar, ScheduleError
+from asyncinfer.components.worker_pool import CustomMetric
+from asyncinfer.core import gce, validation
+from asyncinfer.core.policy import ScalingPolicy, reaction_time_s
+from asyncinfer.core.schedules import BusinessCalendar, compile_schedules
 from asyncinfer.core.topology import QueueTopology
+from asyncinfer.core.worker_settings import WorkerSettings
 
 NAMESPACE = "asyncinfer"
 GCP_KEYS = ("gcp:project", "gcp:region", "gcp:zone")
 DEFAULT_REGION = "asia-northeast1"
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Keys that were renamed to the components' (and GCE's) names: an old key fails naming the new one.
+RENAMED_KEYS = {
+    "minVms": "minReplicas",
+    "maxVms": "maxReplicas",
+    "throughputPerVm": "throughputPerReplica",
+    "backlogPerVm": "singleInstanceAssignment",
+    "cpuTarget": "cpuUtilizationTarget",
+    "scaleInMaxVms": "maxScaledInReplicas",
+    "scaleInMaxPercent": "maxScaledInPercent",
+    "businessMinVms": "businessMinReplicas",
+    "bootDiskGb": "diskSizeGb",
+    "secureBoot": "enableSecureBoot",
+    "exactlyOnce": "exactlyOnceDelivery",
+    "zones": "distributionPolicyZones",
+}
 
 
-class StackConfigError(ValueError):
+def _worker_default(name: str) -> Any:
+    # The worker's own defaults are the stack's: written once, in WorkerSettings.
+    return WorkerSettings.model_fields[name].default
+
+
+class StackConfigError(validation.ConfigProblem):
     """The stack's configuration cannot work; `str()` lists every problem with its key and fix."""
 
 
@@ -53,7 +70,7 @@ class CustomMetricConfig(BaseModel):
 
 
 class StackConfig(BaseModel):
-    """Every key of a model's stack. Keys are camelCase in Pulumi config (`asyncinfer:maxVms`)."""
+    """Every key of a model's stack. Keys are camelCase in Pulumi config (`asyncinfer:maxReplicas`)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
@@ -70,32 +87,34 @@ class StackConfig(BaseModel):
     handler: str | None = None
 
     # --- GPU VMs
-    zones: list[str] | None = None
+    #: Unset: [gcp:zone], or every zone of the region that offers gpuType (the zone table).
+    distribution_policy_zones: list[str] | None = None
+    distribution_policy_target_shape: str = gce.DEFAULT_TARGET_SHAPE
     machine_type: str = "g2-standard-4"
     gpu_type: str = "nvidia-l4"
     gpu_count: int = 1
-    boot_disk_gb: int = Field(default=100, ge=50, le=2000)
+    disk_size_gb: int = Field(default=100, ge=50, le=2000)
     network: str = "default"
     subnetwork: str | None = None
     external_ip: bool = False
     create_nat: bool = True
-    secure_boot: bool = False
-    #: Unset: 90 s with a baked image, 90 + 420 s without (see `image_baked`).
-    boot_to_ready_s: int | None = Field(default=None, ge=1, le=3600)
+    enable_secure_boot: bool = False
+    #: Unset: the ASSUMED 90 s with a baked image, 90 + 420 s without (see `image_baked`).
+    boot_to_ready_s: int = Field(default=gce.BOOT_TO_READY_ASSUMED_S, ge=1, le=3600)
     #: False for an existingImage/existingFamily that lacks the driver or the worker image, so every
     #: new VM installs and pulls them at boot.
     image_baked: bool = True
 
-    # --- scaling
-    min_vms: int = Field(default=0, ge=0)
-    max_vms: int = Field(default=4, ge=1)
+    # --- scaling (GCE's autoscaler names)
+    min_replicas: int = Field(default=0, ge=0)
+    max_replicas: int = Field(default=4, ge=1)
     latency_goal_s: float = Field(default=600.0, gt=0)
-    throughput_per_vm: float = Field(default=10.0, gt=0)
-    backlog_per_vm: float | None = Field(default=None, gt=0)
-    cpu_target: float | None = Field(default=None, gt=0, le=1)
-    custom_metrics: list[CustomMetricConfig] = Field(default_factory=list, max_length=4)
-    scale_in_max_vms: int = Field(default=2, ge=1)
-    scale_in_max_percent: int | None = Field(default=None, ge=1, le=100)
+    throughput_per_replica: float = Field(default=10.0, gt=0)
+    single_instance_assignment: float | None = Field(default=None, gt=0)
+    cpu_utilization_target: float | None = Field(default=None, gt=0, le=1)
+    custom_metrics: list[CustomMetricConfig] = Field(default_factory=list)
+    max_scaled_in_replicas: int = Field(default=2, ge=1)
+    max_scaled_in_percent: int | None = Field(default=None, ge=1, le=100)
 
     # --- business calendar
     time_zone: str = "Asia/Tokyo"
@@ -104,37 +123,48 @@ class StackConfig(BaseModel):
     business_start_hour: int = Field(default=9, ge=0, le=23)
     business_end_hour: int = Field(default=18, ge=1, le=24)
     business_days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
-    business_min_vms: int = Field(default=1, ge=0)
+    business_min_replicas: int = Field(default=1, ge=0)
     extra_holidays: list[dt.date] = Field(default_factory=list)
 
-    # --- queue
+    # --- queue (QueueTopology's names)
     ack_deadline_s: int = 60
     max_delivery_attempts: int = 5
     min_retry_backoff_s: int = 10
     max_retry_backoff_s: int = 600
     message_retention_s: int = 7 * 24 * 3600
-    exactly_once: bool = False
+    exactly_once_delivery: bool = False
     results_subscription: bool = False
 
-    # --- worker
-    max_batch_size: int = Field(default=32, ge=1, le=1024)
-    max_wait_ms: int = Field(default=10, ge=0)
-    drain_timeout_s: int = Field(default=20, gt=0, lt=STOP_TIMEOUT_S)
-    health_port: int = Field(default=8080, ge=1, le=65535)
+    # --- worker (WorkerSettings' names and defaults)
+    max_batch_size: int = Field(default=_worker_default("max_batch_size"), ge=1, le=1024)
+    max_wait_ms: float = Field(default=_worker_default("max_wait_ms"), ge=0)
+    drain_timeout_s: float = Field(default=_worker_default("drain_timeout_s"))
+    health_port: int = Field(default=_worker_default("health_port"), ge=1, le=65535)
     worker_env: dict[str, str] = Field(default_factory=dict)
 
-    # --- image
-    driver_branch: str = Field(default="570", pattern=r"^\d+$")
+    # --- image (unset driver branch: BakedImageArgs' default)
+    driver_branch: str | None = Field(default=None, pattern=r"^\d+$")
     existing_image: str | None = None
     existing_family: str | None = None
 
     # --- monitoring
     notification_channels: list[str] = Field(default_factory=list)
 
-    @field_validator("zones", "business_days", "notification_channels", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _unbaked_boot(cls, data: Any) -> Any:
+        # An unbaked image installs the driver and pulls the worker at every boot: its assumed
+        # boot-to-ready is longer, unless the stack gives a measured one.
+        if isinstance(data, dict) and not any(k in data for k in ("bootToReadyS", "boot_to_ready_s")):
+            baked = data.get("imageBaked", data.get("image_baked", True))
+            if str(baked).lower() in ("false", "0", "no"):
+                return {**data, "boot_to_ready_s": gce.BOOT_TO_READY_ASSUMED_S + gce.UNBAKED_EXTRA_ASSUMED_S}
+        return data
+
+    @field_validator("distribution_policy_zones", "business_days", "notification_channels", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
-        # `pulumi config set asyncinfer:zones a,b` stores one string; a YAML list arrives as JSON.
+        # `pulumi config set asyncinfer:distributionPolicyZones a,b` stores one string; a YAML list arrives as JSON.
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
@@ -158,87 +188,89 @@ class StackConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> StackConfig:
-        # Build every domain object now, so what would fail inside a resource fails here instead.
+    def _preflight(self) -> StackConfig:
+        # Every rule, before any resource: what would fail inside a resource, or at GCE, fails here.
+        key = stack_key
         problems: list[str] = []
 
-        def check(key: str, action: Any) -> None:
+        def check(prefix: str, action: Callable[[], object]) -> None:
             try:
                 action()
-            except (PolicyError, ScheduleError, PoolConfigError, ValueError) as exc:
-                problems.append(f"{key}: {exc}")
+            except ValueError as exc:
+                problems.append(f"{prefix}: {exc}")
 
-        if self.min_vms > self.max_vms:
-            problems.append(
-                f"asyncinfer:minVms ({self.min_vms}) is greater than asyncinfer:maxVms ({self.max_vms}); "
-                "raise maxVms or lower minVms."
-            )
-        if self.business_min_vms > self.max_vms:
-            problems.append(
-                f"asyncinfer:businessMinVms ({self.business_min_vms}) is greater than asyncinfer:maxVms "
-                f"({self.max_vms}); raise maxVms or lower businessMinVms."
-            )
-        if (self.cpu_target is not None or self.custom_metrics) and self.min_vms == 0:
-            problems.append(
-                "asyncinfer:cpuTarget / asyncinfer:customMetrics: CPU and custom metric signals cannot scale to "
-                "zero; set asyncinfer:minVms to 1 or more, or remove them and scale on the backlog alone."
-            )
-        if self.existing_image and self.existing_family:
-            problems.append("asyncinfer:existingImage and asyncinfer:existingFamily: set one of them, not both.")
-        check(
-            "asyncinfer:gpuType / asyncinfer:machineType / asyncinfer:gpuCount",
-            lambda: validate_gpu(self.gpu_type, self.machine_type, self.gpu_count),
+        problems += validation.replica_bounds(self.min_replicas, self.max_replicas, self.business_min_replicas, key)
+        problems += validation.signals_reach_zero(
+            self.min_replicas, self.cpu_utilization_target, len(self.custom_metrics), key
         )
-        if self.model is not None:
-            check("asyncinfer:model (defaults to the stack name)", lambda: QueueTopology(name=self.model_name))
-            check("asyncinfer (queue settings)", self.topology)
-        check("asyncinfer:timeZone / business hours / country", self.calendar)
-        if not self.image_baked and not (self.existing_image or self.existing_family):
-            problems.append(
-                "asyncinfer:imageBaked: false only describes an asyncinfer:existingImage / existingFamily; "
-                "without one the stack bakes its own image. Remove the key or name the image."
-            )
-        if self.backlog_per_vm is None and self.latency_goal_s <= self.reaction_s:
-            boot_key = "asyncinfer:bootToReadyS" if self.boot_to_ready_s is not None else (
-                "asyncinfer:bootToReadyS (default for "
-                + ("a baked image)" if self.image_baked else "an unbaked image: asyncinfer:imageBaked false)")
-            )
-            problems.append(
-                f"asyncinfer:latencyGoalS ({self.latency_goal_s:g} s) is not longer than the pool's reaction time "
-                f"({self.reaction_s:g} s = {METRIC_PERIOD_S} s metric sampling + {METRIC_LAG_S} s metric lag + "
-                f"{self.boot_to_ready} s {boot_key}): no assignment can meet it. Raise asyncinfer:latencyGoalS "
-                f"above {self.reaction_s:g}, shorten the boot (bake the image), or set asyncinfer:backlogPerVm "
-                "together with asyncinfer:minVms >= 1."
-            )
-        if not problems:
-            check("asyncinfer:minVms / maxVms / throughputPerVm / latencyGoalS", self.policy)
+        problems += validation.metric_signals([m.filter for m in self.custom_metrics], key)
+        problems += validation.drain_before_stop(self.drain_timeout_s, key)
+        problems += validation.scale_in_controls(self.max_scaled_in_replicas, self.max_scaled_in_percent, key)
+        problems += validation.gpu_shape(self.gpu_type, self.machine_type, self.gpu_count, key)
+        problems += validation.target_shape(self.distribution_policy_target_shape, key)
         if self.zone is not None and not self.zone.startswith(f"{self.region}-"):
             problems.append(f"gcp:zone {self.zone!r} is not in gcp:region {self.region!r}; pick a zone of that region.")
-        for zone in self.zones or []:
-            if not re.fullmatch(re.escape(self.region) + r"-[a-z]", zone):
-                problems.append(
-                    f"asyncinfer:zones: {zone!r} is not a zone of gcp:region {self.region!r}; "
-                    f"use zones such as {self.region}-a, {self.region}-b."
-                )
-        if self.zones is not None and len(set(self.zones)) != len(self.zones):
-            problems.append("asyncinfer:zones lists a zone twice; list each zone once.")
-        if self.zones is not None and not self.zones:
-            problems.append(f"asyncinfer:zones is empty; leave it out or list zones such as {self.region}-a.")
+        zone_problems = validation.zones_of_region(self.region, self.pool_zones, key)
+        if self.distribution_policy_zones is None and self.zone is None and not self.pool_zones:
+            zone_problems = [
+                f"{key('gpu_type')}: no zone of {self.region} offers {self.gpu_type} (GPU table as of "
+                f"{gce.zone_table_as_of()}); choose another gcp:region or {key('gpu_type')}."
+            ]
+        problems += zone_problems or validation.gpu_offered(self.gpu_type, self.region, self.pool_zones, key)
+        if self.existing_image and self.existing_family:
+            problems.append(f"{key('existing_image')} and {key('existing_family')}: set one of them, not both.")
+        if not self.image_baked and not (self.existing_image or self.existing_family):
+            problems.append(
+                f"{key('image_baked')}: false only describes an {key('existing_image')} / {key('existing_family')}; "
+                "without one the stack bakes its own image. Remove the key or name the image."
+            )
+        problems += validation.latency_goal_beyond_reaction(
+            self.latency_goal_s,
+            self.reaction_s,
+            self.boot_to_ready_s,
+            assignment_given=self.single_instance_assignment is not None,
+            key=key,
+            boot_note=self._boot_note(),
+        )
+        if self.model is not None:
+            check(f"{key('model')} (defaults to the stack name)", lambda: QueueTopology(name=self.model_name))
+            check(f"{NAMESPACE} (queue settings)", self.topology)
+            problems += validation.gce_names(gce.PoolNames(self.model).all(), key)
+            if not problems:
+                problem = gce.metric_filter_problem(gce.backlog_filter(self.topology().requests_subscription))
+                problems += [f"{key('model')}: the backlog {problem}"] if problem else []
+        check(f"{key('time_zone')} / business hours / {key('country')}", self.calendar)
+        if not problems:
+            # The schedule windows GCE will get: at most 128, each >= 300 s, valid cron with a year.
+            check(
+                f"{key('business_days')} / business hours", lambda: compile_schedules(self.calendar(), dt.date.today())
+            )
+            check(f"{key('min_replicas')} / {key('max_replicas')} / {key('latency_goal_s')}", self.policy)
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _boot_note(self) -> str:
+        if self.boot_to_ready_s == gce.BOOT_TO_READY_ASSUMED_S:
+            return " (assumed for a baked image)"
+        if not self.image_baked and self.boot_to_ready_s == gce.BOOT_TO_READY_ASSUMED_S + gce.UNBAKED_EXTRA_ASSUMED_S:
+            return f" (assumed for an unbaked image: {stack_key('image_baked')} false)"
+        return ""
 
     # --- derived settings
     @property
     def model_name(self) -> str:
         if not self.model:
             raise StackConfigError(
-                "asyncinfer:model is not set; give it, or let ModelStack take the model's name from its resource name."
+                [
+                    "asyncinfer:model is not set; give it, or let ModelStack take the model's name from its "
+                    "resource name."
+                ]
             )
         return self.model
 
     def named(self, model: str) -> StackConfig:
-        """This configuration for a model called `model` when it names none itself, validated again (the
+        """This configuration for a model called `model` when it names none itself, checked again (the
         model's name decides every resource name)."""
         if self.model is not None:
             return self
@@ -249,9 +281,14 @@ class StackConfig(BaseModel):
 
     @property
     def pool_zones(self) -> list[str]:
-        if self.zones:
-            return list(self.zones)
-        return [self.zone or f"{self.region}-a"]
+        """The regional MIG's zones: as listed, gcp:zone alone, or every zone offering the GPU."""
+        if self.distribution_policy_zones is not None:
+            return list(self.distribution_policy_zones)
+        if self.zone is not None:
+            return [self.zone]
+        # Not `{region}-a`: us-east1 and europe-west1 have no zone a, and a zone without the GPU
+        # would only ever stock out.
+        return list(gce.gpu_zones(self.gpu_type, self.region))
 
     def topology(self) -> QueueTopology:
         return QueueTopology(
@@ -261,28 +298,21 @@ class StackConfig(BaseModel):
             min_retry_backoff_s=self.min_retry_backoff_s,
             max_retry_backoff_s=self.max_retry_backoff_s,
             message_retention_s=self.message_retention_s,
-            exactly_once_delivery=self.exactly_once,
+            exactly_once_delivery=self.exactly_once_delivery,
         )
-
-    @property
-    def boot_to_ready(self) -> int:
-        """VM start to worker ready: the measured value if given, else the baked or unbaked default."""
-        if self.boot_to_ready_s is not None:
-            return self.boot_to_ready_s
-        return BAKED_BOOT_TO_READY_S + (0 if self.image_baked else UNBAKED_EXTRA_S)
 
     @property
     def reaction_s(self) -> float:
         """Metric sampling + metric lag + boot: how long new backlog waits before a new VM serves it."""
-        return reaction_time_s(self.boot_to_ready)
+        return reaction_time_s(self.boot_to_ready_s)
 
     def policy(self) -> ScalingPolicy:
         return ScalingPolicy(
-            min_workers=self.min_vms,
-            max_workers=self.max_vms,
-            throughput_per_worker=self.throughput_per_vm,
-            target_latency_s=self.latency_goal_s,
-            backlog_per_worker=self.backlog_per_vm,
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+            throughput_per_replica=self.throughput_per_replica,
+            latency_goal_s=self.latency_goal_s,
+            single_instance_assignment=self.single_instance_assignment,
             reaction_s=self.reaction_s,
         )
 
@@ -294,9 +324,9 @@ class StackConfig(BaseModel):
             business_start_hour=self.business_start_hour,
             business_end_hour=self.business_end_hour,
             weekdays=tuple(_DAY_NAMES.index(d) for d in self.business_days),
-            business_min_workers=self.business_min_vms,
+            business_min_replicas=self.business_min_replicas,
             # One key for the floor: the pool's minimum is also what nights and holidays keep.
-            off_hours_min_workers=self.min_vms,
+            min_replicas=self.min_replicas,
             extra_holidays=tuple(self.extra_holidays),
         )
 
@@ -306,6 +336,12 @@ class StackConfig(BaseModel):
 
 def config_key(alias: str) -> str:
     return alias if ":" in alias else f"{NAMESPACE}:{alias}"
+
+
+def stack_key(name: str) -> str:
+    """A setting's name as the stack's config spells it: `min_replicas` -> `asyncinfer:minReplicas`."""
+    field = StackConfig.model_fields.get(name)
+    return config_key(field.alias if field is not None and field.alias else to_camel(name))
 
 
 _ALIASES = {(f.alias or name): name for name, f in StackConfig.model_fields.items()}
@@ -321,13 +357,13 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _format_errors(error: ValidationError) -> str:
+def _format_errors(error: ValidationError) -> list[str]:
     lines = []
     for item in error.errors():
         loc = item["loc"]
         message = str(item.get("ctx", {}).get("error", item["msg"])) if item["type"] == "value_error" else item["msg"]
         if not loc:
-            lines.append(message)
+            lines.extend(message.split("\n"))
             continue
         key = config_key(str(loc[0]))
         suffix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
@@ -338,17 +374,20 @@ def _format_errors(error: ValidationError) -> str:
                 else f"set it with `pulumi config set {key} VALUE`"
             )
             lines.append(f"{key}{suffix}: required and missing; {fix}.")
+        elif item["type"] == "extra_forbidden" and str(loc[0]) in RENAMED_KEYS and not loc[1:]:
+            new = config_key(RENAMED_KEYS[str(loc[0])])
+            lines.append(f"{key}: renamed to {new} (the component's and GCE's name); rename the key to {new}.")
         elif item["type"] == "extra_forbidden":
             close = difflib.get_close_matches(str(loc[0]), list(_ALIASES), n=1)
             hint = f"did you mean {config_key(close[0])}?" if close else "see docs/COMPONENTS.md for the keys."
-            lines.append(f"{key}: unknown key; {hint}")
+            lines.append(f"{key}{suffix}: unknown key; {hint}")
         else:
             lines.append(f"{key}{suffix}: {message} (got {item.get('input')!r}).")
-    return "\n".join(lines)
+    return lines
 
 
 def parse_stack_config(values: Mapping[str, Any], stack: str | None) -> StackConfig:
-    """Validate a flat map of full config keys (`asyncinfer:maxVms`, `gcp:project`) as Pulumi passes them.
+    """Validate a flat map of full config keys (`asyncinfer:maxReplicas`, `gcp:project`) as Pulumi passes them.
 
     The model's name defaults to `stack` (a stack is one model); with `stack=None` and no
     `asyncinfer:model`, the model is named later by `StackConfig.named` (ModelStack's resource name).

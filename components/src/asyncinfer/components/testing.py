@@ -41,6 +41,8 @@ _ID_SHAPES: dict[str, tuple[str, str]] = {
     "gcp:compute/firewall:Firewall": ("global/firewalls", "global"),
     "gcp:compute/instanceGroupManager:InstanceGroupManager": ("instanceGroupManagers", "zonal"),
     "gcp:compute/autoscaler:Autoscaler": ("autoscalers", "zonal"),
+    "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager": ("instanceGroupManagers", "regional"),
+    "gcp:compute/regionAutoscaler:RegionAutoscaler": ("autoscalers", "regional"),
 }
 
 
@@ -92,18 +94,18 @@ class RecordingMocks(Mocks):
         shape = _ID_SHAPES.get(args.typ)
         if shape is not None:
             collection, scope = shape
-            zone = inputs.get("zone", "")
-            path = (
-                f"projects/{project}/zones/{zone}/{collection}/{name}"
-                if scope == "zonal"
-                else (f"projects/{project}/{collection}/{name}")
-            )
+            location = {"zonal": f"zones/{inputs.get('zone', '')}/", "regional": f"regions/{inputs.get('region', '')}/"}
+            path = f"projects/{project}/{location.get(scope, '')}{collection}/{name}"
             resource_id = path
             outputs["selfLink"] = f"{COMPUTE_API}/{path}"
             outputs["selfLinkUnique"] = f"{COMPUTE_API}/{path}?uniqueId={serial}"
         if args.typ == "gcp:serviceaccount/account:Account":
             outputs["email"] = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
             resource_id = f"projects/{project}/serviceAccounts/{outputs['email']}"
+        if args.typ == "gcp:projects/serviceIdentity:ServiceIdentity":
+            agent = str(inputs.get("service", "")).split(".", 1)[0]
+            outputs["email"] = f"service-{PROJECT_NUMBER}@gcp-sa-{agent}.iam.gserviceaccount.com"
+            outputs["member"] = f"serviceAccount:{outputs['email']}"
         if args.typ == "command:local:Command":
             outputs["stdout"] = "mocked: nothing was baked"
         with self._lock:
@@ -112,12 +114,12 @@ class RecordingMocks(Mocks):
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.calls.append((args.token, dict(args.args)))
-        if args.token == "gcp:organizations/getProject:getProject":
-            project = str(args.args.get("projectId") or self.project)
         if args.token == "command:local:run":
             # BakedImage's digest lookup (`gcloud artifacts docker images describe`): a stable fake digest.
             fake = "sha256:" + hashlib.sha256(str(args.args.get("command")).encode()).hexdigest()
             return {"command": args.args.get("command"), "stdout": fake + "\n", "stderr": ""}, []
+        if args.token == "gcp:organizations/getProject:getProject":
+            project = str(args.args.get("projectId") or self.project)
             return {"number": PROJECT_NUMBER, "projectId": project, "name": project, "id": project}, []
         return {}, []
 

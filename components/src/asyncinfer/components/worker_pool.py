@@ -1,111 +1,41 @@
 """Spot GPU workers that pull from one subscription and scale on its backlog, down to zero.
 
-One zonal managed instance group per zone: GCE does not support per-group metrics (a subscription's
-backlog) on regional MIGs, and only per-group metrics can scale to zero (docs/PLATFORM.md). Every
-zonal autoscaler sees the whole backlog, so each gets the pool's assignment times the zone count
-(`asyncinfer.core.policy.zonal_share`).
+One regional managed instance group over the chosen zones, with one regional autoscaler on the
+subscription's backlog (a per-group metric with `single_instance_assignment`): one waiting message
+asks for one VM, whatever the zone count. The target distribution shape (ANY by default, or
+BALANCED) lets the group create a VM in whichever zone has Spot GPU capacity, so a stockout in one
+zone does not cut the pool. docs/COMPONENTS.md ("Zones: one regional group") cites the GCE pages
+this rests on.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 
-from asyncinfer.components.package_files import boot_script
+from asyncinfer.components.boot_scripts import render_shutdown_script, render_startup_script
+from asyncinfer.components.registry import pinned_reference, registry_reader_grant
 from asyncinfer.components.schedule_scaler import ScheduleScaler
-from asyncinfer.core.policy import (
-    GCE_METRIC_LAG_S,
-    GCE_METRIC_PERIOD_S,
-    ScalingPolicy,
-    ZonalShare,
-    reaction_time_s,
-    zonal_share,
-)
-from asyncinfer.core.worker_settings import worker_environment
+from asyncinfer.core import gce, validation
+from asyncinfer.core.policy import ScalingPolicy, reaction_time_s
+from asyncinfer.core.worker_settings import WorkerSettings, worker_environment
 
-BACKLOG_METRIC = "pubsub.googleapis.com/subscription/num_undelivered_messages"
-#: Source ranges of Google's health checkers; without a firewall rule for them every VM looks dead
-#: and the autohealer recreates it forever.
-HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
-#: Spot preemption leaves about 30 s; `docker stop` must end (SIGKILL included) before the power-off.
-PREEMPTION_NOTICE_S = 30
-STOP_TIMEOUT_S = 25
-METRIC_PERIOD_S = int(GCE_METRIC_PERIOD_S)
-METRIC_LAG_S = int(GCE_METRIC_LAG_S)
-#: VM start to worker ready with the baked image (to be measured); an unbaked image adds the
-#: driver install and the container pull at every scale-out (the seed measured 3.5 + 3.5 min).
-BAKED_BOOT_TO_READY_S = 90
-UNBAKED_EXTRA_S = 420
+#: How long `pulumi up` may wait for a template roll to finish before it fails (and may be re-run):
+#: a Spot stockout in every zone stalls the roll.
+ROLL_TIMEOUT = "45m"
 
 
-#: GPU type -> machine-type prefixes it can be attached to (or comes with).
-GPU_MACHINE_SERIES: dict[str, tuple[str, ...]] = {
-    "nvidia-tesla-t4": ("n1-",),
-    "nvidia-tesla-v100": ("n1-",),
-    "nvidia-tesla-p4": ("n1-",),
-    "nvidia-l4": ("g2-standard-",),
-    "nvidia-tesla-a100": ("a2-highgpu-", "a2-megagpu-"),
-    "nvidia-a100-80gb": ("a2-ultragpu-",),
-    "nvidia-h100-80gb": ("a3-highgpu-",),
-}
-KNOWN_GPU_TYPES = tuple(GPU_MACHINE_SERIES)
-#: N1 takes 1, 2, 4 (or 8 V100s) GPUs; the accelerator-optimized series come with a fixed count.
-_N1_GPU_COUNTS = {"nvidia-tesla-t4": (1, 2, 4), "nvidia-tesla-p4": (1, 2, 4), "nvidia-tesla-v100": (1, 2, 4, 8)}
-_G2_GPU_COUNTS = {4: 1, 8: 1, 12: 1, 16: 1, 24: 2, 32: 1, 48: 4, 96: 8}
-
-
-class PoolConfigError(ValueError):
+class PoolConfigError(validation.ConfigProblem):
     """A worker pool setting that GCE would reject or that cannot work; names the setting and the fix."""
 
 
-def attached_gpu_count(machine_type: str) -> int | None:
-    """GPUs that come with an accelerator-optimized machine type; None for N1 (GPUs are chosen)."""
-    if machine_type.startswith("g2-standard-"):
-        vcpus = machine_type.rsplit("-", 1)[-1]
-        return _G2_GPU_COUNTS.get(int(vcpus)) if vcpus.isdigit() else None
-    match = re.fullmatch(r"a[23]-(?:highgpu|megagpu|ultragpu)-(\d+)g", machine_type)
-    return int(match.group(1)) if match else None
-
-
-def validate_gpu(gpu_type: str, machine_type: str, gpu_count: int) -> None:
-    """Reject GPU/machine combinations before GCE does, with the fix in the message."""
-    if gpu_type not in GPU_MACHINE_SERIES:
-        raise PoolConfigError(f"gpu type {gpu_type!r} is not known; use one of {', '.join(KNOWN_GPU_TYPES)}.")
-    series = GPU_MACHINE_SERIES[gpu_type]
-    if not machine_type.startswith(series):
-        raise PoolConfigError(
-            f"machine type {machine_type!r} cannot carry {gpu_type}; use one of {', '.join(s + '*' for s in series)} "
-            "machine type (e.g. g2-standard-4 for nvidia-l4, a2-highgpu-1g for nvidia-tesla-a100, "
-            "n1-standard-8 for nvidia-tesla-t4)."
-        )
-    if machine_type.startswith("n1-"):
-        allowed = _N1_GPU_COUNTS[gpu_type]
-        if gpu_count not in allowed:
-            raise PoolConfigError(f"gpu count {gpu_count} is not possible for {gpu_type} on N1; use one of {allowed}.")
-        return
-    fixed = attached_gpu_count(machine_type)
-    if fixed is None:
-        raise PoolConfigError(f"machine type {machine_type!r} is not a known {gpu_type} shape; check its name.")
-    if gpu_count != fixed:
-        raise PoolConfigError(
-            f"machine type {machine_type} comes with {fixed} x {gpu_type}, but gpu count is {gpu_count}; "
-            f"set the gpu count to {fixed} or pick another machine type."
-        )
-
-
-def service_account_id(model: str) -> str:
-    """A service account id (6-30 chars) for a model's workers, shortened with a hash when needed."""
-    candidate = f"{model}-worker"
-    if len(candidate) <= 30:
-        return candidate
-    digest = hashlib.sha256(model.encode()).hexdigest()[:6]
-    return f"{model[:21].rstrip('-')}-w-{digest}"
+def _worker_default(name: str) -> Any:
+    # The worker's own defaults, written once in WorkerSettings.
+    return WorkerSettings.model_fields[name].default
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,10 +51,14 @@ class CustomMetric:
 
 @dataclass(frozen=True, kw_only=True)
 class GpuWorkerPoolArgs:
+    """A pool's arguments: the stack's config keys in snake case, GCE's own names where it has one."""
+
     project: pulumi.Input[str]
     region: str
-    zones: Sequence[str]
-    #: The model's name: prefixes names, labels and the service account.
+    #: The regional group's zones; each must offer gpu_type.
+    distribution_policy_zones: Sequence[str]
+    #: The model's name: prefixes every GCE name (shortened with a hash to GCE's limits), labels and
+    #: the service account.
     model: str
     #: The subscription the workers pull from and the topic they publish to (names, not ids).
     subscription_name: pulumi.Input[str]
@@ -133,14 +67,22 @@ class GpuWorkerPoolArgs:
     source_image: pulumi.Input[str]
     #: The worker's container image (Artifact Registry reference).
     worker_image: str
+    #: The digest the stack pinned the image to (`BakedImage.worker_image_digest`): every VM runs
+    #: exactly it. None: the startup script resolves the tag to a digest at each boot.
+    worker_image_digest: pulumi.Input[str] | None = None
+    #: The claim-check bucket (`ClaimCheckBucket.name`): object read + object create on it, and
+    #: ASYNCINFER_RESULTS_URI_PREFIX=gs://<bucket>/results.
+    storage_bucket: pulumi.Input[str] | None = None
     policy: ScalingPolicy = field(default_factory=ScalingPolicy)
     schedules: ScheduleScaler | None = None
+    #: ANY or BALANCED: both move a scale-out to zones with capacity (see gce.TARGET_SHAPES).
+    distribution_policy_target_shape: str = gce.DEFAULT_TARGET_SHAPE
 
     machine_type: str = "g2-standard-4"
     gpu_type: str = "nvidia-l4"
     gpu_count: int = 1
-    boot_disk_gb: int = 100
-    boot_disk_type: str = "pd-balanced"
+    disk_size_gb: int = 100
+    disk_type: str = "pd-balanced"
     network: str = "default"
     subnetwork: str | None = None
     #: Off by default: workers only pull and publish, which Cloud NAT (below) or Private Google Access
@@ -153,84 +95,63 @@ class GpuWorkerPoolArgs:
     create_nat: bool = True
     #: NVIDIA's DKMS kernel modules are unsigned, so Secure Boot would refuse to load them; turn it on
     #: only with an image whose driver is signed with an enrolled key.
-    secure_boot: bool = False
+    enable_secure_boot: bool = False
 
     #: The worker's handler factory, "module:function" inside the container image. None: the image's
     #: own ASYNCINFER_HANDLER (a model's image names its handler, so the image alone picks the model).
     handler: str | None = None
-    max_batch_size: int = 32
-    max_wait_ms: int = 10
-    drain_timeout_s: int = 20
-    health_port: int = 8080
+    #: The worker's settings, defaults from WorkerSettings (written once there).
+    max_batch_size: int = _worker_default("max_batch_size")
+    max_wait_ms: float = _worker_default("max_wait_ms")
+    drain_timeout_s: float = _worker_default("drain_timeout_s")
+    health_port: int = _worker_default("health_port")
     health_path: str = "/healthz"
     worker_env: Mapping[str, str] = field(default_factory=dict)
 
-    #: Measured VM-start-to-worker-ready time: the autoscaler's cooldown, the autohealer's grace and
-    #: part of the reaction time that the scaling assignment leaves out of the latency goal.
-    boot_to_ready_s: int = BAKED_BOOT_TO_READY_S
+    #: VM start to worker ready (ASSUMED 90 s until measured): the autoscaler's cooldown, the
+    #: autohealer's grace and part of the reaction time the assignment leaves out of the latency goal.
+    boot_to_ready_s: int = gce.BOOT_TO_READY_ASSUMED_S
     cpu_utilization_target: float | None = None
     custom_metrics: Sequence[CustomMetric] = ()
-    #: A fixed count (not a percent) so the last VM of a zone can always leave: scale to zero.
-    scale_in_max_replicas: int = 2
-    scale_in_max_percent: int | None = None
-    scale_in_window_s: int = 600
+    #: A fixed count (not a percent) so the last VM can always leave: scale to zero.
+    max_scaled_in_replicas: int = 2
+    max_scaled_in_percent: int | None = None
+    #: scale_in_control.time_window_sec: the window max_scaled_in_* counts over.
+    time_window_sec: int = 600
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        validate_gpu(self.gpu_type, self.machine_type, self.gpu_count)
-        if not self.zones:
-            raise PoolConfigError("zones is empty; give at least one zone of the region, e.g. f'{region}-a'.")
-        if len(set(self.zones)) != len(self.zones):
-            raise PoolConfigError(f"zones {list(self.zones)} repeat a zone; list each zone once.")
-        for zone in self.zones:
-            if not re.fullmatch(re.escape(self.region) + r"-[a-z]", zone):
-                raise PoolConfigError(
-                    f"zone {zone!r} is not in region {self.region!r}; use zones such as {self.region}-a."
-                )
-        if (self.cpu_utilization_target is not None or self.custom_metrics) and self.min_workers == 0:
-            raise PoolConfigError(
-                "CPU utilization and custom metric signals cannot scale to zero (GCE needs min >= 1 "
-                "with them); set min workers to 1 or more, or drop those signals and scale on the backlog only."
-            )
+        zones = list(self.distribution_policy_zones)
+        problems = validation.gpu_shape(self.gpu_type, self.machine_type, self.gpu_count)
+        problems += validation.zones_of_region(self.region, zones)
+        problems += validation.gpu_offered(self.gpu_type, self.region, zones)
+        problems += validation.target_shape(self.distribution_policy_target_shape)
+        problems += validation.signals_reach_zero(
+            self.min_replicas, self.cpu_utilization_target, len(self.custom_metrics)
+        )
         if self.cpu_utilization_target is not None and not 0 < self.cpu_utilization_target <= 1:
-            raise PoolConfigError("cpu_utilization_target must be in (0, 1], e.g. 0.6 for 60 %.")
-        if len(self.custom_metrics) > 4:
-            raise PoolConfigError("at most 4 custom metrics: GCE allows 5 metric signals and the backlog is one.")
-        if not 0 < self.drain_timeout_s < STOP_TIMEOUT_S:
-            raise PoolConfigError(
-                f"drain_timeout_s is {self.drain_timeout_s}; it must be below {STOP_TIMEOUT_S} s so the worker "
-                f"finishes draining before `docker stop` kills it "
-                f"(within the ~{PREEMPTION_NOTICE_S} s preemption notice)."
-            )
+            problems.append("cpu_utilization_target must be in (0, 1], e.g. 0.6 for 60 %.")
+        problems += validation.metric_signals([m.filter for m in self.custom_metrics])
+        problems += validation.drain_before_stop(self.drain_timeout_s)
+        problems += validation.scale_in_controls(self.max_scaled_in_replicas, self.max_scaled_in_percent)
         if self.boot_to_ready_s < 1:
-            raise PoolConfigError("boot_to_ready_s must be at least 1 second.")
-        if self.policy.backlog_per_worker is None and self.reaction_s >= self.policy.target_latency_s:
-            raise PoolConfigError(
-                f"the latency goal ({self.policy.target_latency_s:g} s) is not longer than the pool's reaction "
-                f"time ({self.reaction_s:g} s = {METRIC_PERIOD_S} s metric sampling + {METRIC_LAG_S} s metric lag "
-                f"+ {self.boot_to_ready_s} s boot_to_ready_s): raise the latency goal, bake the image to shorten "
-                "the boot, or give policy.backlog_per_worker (with a floor of min workers >= 1)."
-            )
-        if self.scale_in_max_percent is not None and not 0 < self.scale_in_max_percent <= 100:
-            raise PoolConfigError("scale_in_max_percent must be between 1 and 100.")
-        if self.scale_in_max_replicas < 1:
-            raise PoolConfigError("scale_in_max_replicas must be at least 1, or no VM could ever leave.")
-        if self.min_workers > self.policy.max_workers:
-            raise PoolConfigError(
-                f"off-hours minimum {self.min_workers} exceeds max workers {self.policy.max_workers}; "
-                "raise max workers or lower the minimum."
-            )
-        if self.schedules is not None and self.schedules.business_min > self.policy.max_workers:
-            raise PoolConfigError(
-                f"business-hours minimum {self.schedules.business_min} exceeds max workers "
-                f"{self.policy.max_workers}; raise max workers or lower the business minimum."
-            )
+            problems.append("boot_to_ready_s must be at least 1 second.")
+        business_min = self.schedules.business_min if self.schedules is not None else None
+        problems += validation.replica_bounds(self.min_replicas, self.policy.max_replicas, business_min)
+        problems += validation.latency_goal_beyond_reaction(
+            self.policy.latency_goal_s,
+            self.reaction_s,
+            self.boot_to_ready_s,
+            assignment_given=self.policy.single_instance_assignment is not None,
+        )
+        problems += validation.gce_names(gce.PoolNames(self.model).all())
+        validation.require(problems, PoolConfigError)
 
     @property
-    def min_workers(self) -> int:
+    def min_replicas(self) -> int:
         """The pool's own floor: nights and holidays. Schedules raise it during business hours."""
         base = self.schedules.base_min if self.schedules is not None else 0
-        return max(self.policy.min_workers, base)
+        return max(self.policy.min_replicas, base)
 
     @property
     def reaction_s(self) -> float:
@@ -242,79 +163,61 @@ class GpuWorkerPoolArgs:
         return self.create_nat and not self.external_ip
 
     @property
-    def share(self) -> ZonalShare:
-        pool_policy = ScalingPolicy(
-            min_workers=self.min_workers,
-            max_workers=self.policy.max_workers,
-            throughput_per_worker=self.policy.throughput_per_worker,
-            target_latency_s=self.policy.target_latency_s,
-            scale_in_stabilization_s=self.policy.scale_in_stabilization_s,
-            backlog_per_worker=self.policy.backlog_per_worker,
+    def single_instance_assignment(self) -> float:
+        """The backlog one VM owns; one regional autoscaler sees the whole backlog, so no zone split."""
+        if self.policy.single_instance_assignment is not None:
+            return self.policy.single_instance_assignment
+        return ScalingPolicy(
+            max_replicas=self.policy.max_replicas,
+            throughput_per_replica=self.policy.throughput_per_replica,
+            latency_goal_s=self.policy.latency_goal_s,
             reaction_s=self.reaction_s,
+        ).assignment
+
+    @property
+    def update_policy(self) -> gcp.compute.RegionInstanceGroupManagerUpdatePolicyArgs:
+        """A template roll that never drops below the autoscaler's size.
+
+        GCE: a regional group's fixed max_surge / max_unavailable must be 0 or at least its zone
+        count, and a target shape other than EVEN needs proactive redistribution off (NONE).
+        """
+        return gcp.compute.RegionInstanceGroupManagerUpdatePolicyArgs(
+            type="PROACTIVE",
+            minimal_action="REPLACE",
+            replacement_method="SUBSTITUTE",
+            instance_redistribution_type="NONE",
+            max_surge_fixed=len(self.distribution_policy_zones),
+            max_unavailable_fixed=0,
         )
-        return zonal_share(pool_policy, len(self.zones))
 
 
 def backlog_filter(subscription_name: str) -> str:
-    """The autoscaler's filter for one subscription; a typo here scales on nothing (docs/PLATFORM.md)."""
-    return f'resource.type = pubsub_subscription AND resource.labels.subscription_id = "{subscription_name}"'
-
-
-def render_script(template: str, values: Mapping[str, str]) -> str:
-    text = template
-    for key, value in values.items():
-        text = text.replace(f"@@{key}@@", value)
-    left = re.findall(r"@@[A-Z_]+@@", text)
-    if left:
-        raise PoolConfigError(f"script template still has placeholders {left}; the renderer and template disagree.")
-    return text
-
-
-def render_env_file(env: Mapping[str, str]) -> str:
-    for key, value in env.items():
-        if "\n" in value or "\n" in key:
-            raise PoolConfigError(f"worker env {key!r} has a newline; docker env files are one line per variable.")
-    return "\n".join(f"{k}={v}" for k, v in env.items())
-
-
-def render_startup_script(worker_image: str, env: Mapping[str, str]) -> str:
-    return render_script(
-        boot_script("startup.sh"),
-        {
-            "WORKER_IMAGE": shlex.quote(worker_image),
-            "WORKER_ENV": render_env_file(env),
-            "STOP_TIMEOUT_S": str(STOP_TIMEOUT_S),
-        },
-    )
-
-
-def render_shutdown_script() -> str:
-    return render_script(boot_script("shutdown.sh"), {"STOP_TIMEOUT_S": str(STOP_TIMEOUT_S)})
+    """The autoscaler's filter for one subscription (every value double-quoted; a typo scales on nothing)."""
+    return gce.backlog_filter(subscription_name)
 
 
 class GpuWorkerPool(pulumi.ComponentResource):
-    """Service account, Spot GPU instance template, one zonal MIG + autoscaler per zone."""
+    """Service account, Spot GPU instance template, one regional MIG and its regional autoscaler."""
 
     service_account_email: pulumi.Output[str]
     instance_template_self_link: pulumi.Output[str]
     health_check_id: pulumi.Output[str]
-    instance_group_manager_ids: list[pulumi.Output[str]]
-    instance_group_names: list[pulumi.Output[str]]
-    autoscaler_ids: list[pulumi.Output[str]]
+    instance_group_manager_id: pulumi.Output[str]
+    instance_group_name: pulumi.Output[str]
+    autoscaler_id: pulumi.Output[str]
     #: None when the network's egress is someone else's (create_nat off, or external IPs).
     nat_name: pulumi.Output[str] | None
-    share: ZonalShare
 
     def __init__(self, name: str, args: GpuWorkerPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("asyncinfer:index:GpuWorkerPool", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        names = gce.PoolNames(args.model)
         labels = {"asyncinfer-model": args.model, "asyncinfer-role": "worker", **args.labels}
-        network_tag = f"asyncinfer-{args.model}-worker"
-        share = args.share
+        zones = list(args.distribution_policy_zones)
 
         account = gcp.serviceaccount.Account(
             f"{name}-sa",
-            account_id=service_account_id(args.model),
+            account_id=names.service_account_id,
             display_name=f"asyncinfer {args.model} GPU workers",
             project=args.project,
             opts=child,
@@ -339,7 +242,7 @@ class GpuWorkerPool(pulumi.ComponentResource):
             member=member,
             opts=child,
         )
-        for role in ("roles/monitoring.metricWriter", "roles/logging.logWriter", "roles/artifactregistry.reader"):
+        for role in ("roles/monitoring.metricWriter", "roles/logging.logWriter"):
             gcp.projects.IAMMember(
                 f"{name}-{role.split('/')[1].replace('.', '-').lower()}",
                 project=args.project,
@@ -348,10 +251,26 @@ class GpuWorkerPool(pulumi.ComponentResource):
                 opts=child,
             )
 
-        env_values = pulumi.Output.all(args.project, args.subscription_name, args.results_topic_name)
+        # Registry read where the registry lives (the reference names its project), not on this one.
+        registry_reader_grant(f"{name}-registry-reader", args.worker_image, member, opts=child)
+        results_prefix: pulumi.Input[str] | None = None
+        if args.storage_bucket is not None:
+            # Exactly what the claim check needs: read inputs, create outputs; no list, no delete.
+            for role in ("roles/storage.objectViewer", "roles/storage.objectCreator"):
+                gcp.storage.BucketIAMMember(
+                    f"{name}-bucket-{role.split('.')[-1].lower()}",
+                    bucket=args.storage_bucket,
+                    role=role,
+                    member=member,
+                    opts=child,
+                )
+            results_prefix = pulumi.Output.concat("gs://", args.storage_bucket, "/results")
+        env_values = pulumi.Output.all(
+            args.project, args.subscription_name, args.results_topic_name, args.worker_image_digest, results_prefix
+        )
         startup_script = env_values.apply(
             lambda v: render_startup_script(
-                args.worker_image,
+                pinned_reference(args.worker_image, v[3]),
                 {
                     **worker_environment(
                         project=v[0],
@@ -363,6 +282,7 @@ class GpuWorkerPool(pulumi.ComponentResource):
                         health_port=args.health_port,
                     ),
                     **(worker_environment(handler=args.handler) if args.handler else {}),
+                    **(worker_environment(results_uri_prefix=v[4]) if v[4] else {}),
                     **args.worker_env,
                 },
             )
@@ -371,21 +291,22 @@ class GpuWorkerPool(pulumi.ComponentResource):
         access_configs = [gcp.compute.InstanceTemplateNetworkInterfaceAccessConfigArgs()] if args.external_ip else None
         template = gcp.compute.InstanceTemplate(
             f"{name}-template",
-            # A prefix, not a name: templates are immutable, and a fixed name would force the old one
-            # to be deleted (while the MIG still uses it) before the new one exists.
-            name_prefix=f"{args.model[:28]}-gpu-",
+            # A prefix, not a name: templates are immutable, so a change replaces the template, and a
+            # fixed name would make the new one wait for the old one's deletion (while the group still
+            # uses it). The group's roll, below, releases the old template before Pulumi deletes it.
+            name_prefix=names.template_prefix,
             project=args.project,
             region=args.region,
             machine_type=args.machine_type,
             labels=labels,
-            tags=[network_tag],
+            tags=[names.network_tag],
             disks=[
                 gcp.compute.InstanceTemplateDiskArgs(
                     boot=True,
                     auto_delete=True,
                     source_image=args.source_image,
-                    disk_size_gb=args.boot_disk_gb,
-                    disk_type=args.boot_disk_type,
+                    disk_size_gb=args.disk_size_gb,
+                    disk_type=args.disk_type,
                 )
             ],
             guest_accelerators=[
@@ -413,7 +334,7 @@ class GpuWorkerPool(pulumi.ComponentResource):
                 scopes=["https://www.googleapis.com/auth/cloud-platform"],
             ),
             shielded_instance_config=gcp.compute.InstanceTemplateShieldedInstanceConfigArgs(
-                enable_secure_boot=args.secure_boot,
+                enable_secure_boot=args.enable_secure_boot,
                 enable_vtpm=True,
                 enable_integrity_monitoring=True,
             ),
@@ -421,10 +342,12 @@ class GpuWorkerPool(pulumi.ComponentResource):
                 "startup-script": startup_script,
                 "shutdown-script": render_shutdown_script(),
                 "enable-oslogin": "TRUE",
+                # startup.sh reports boot problems in the guest attribute asyncinfer/boot-status.
+                "enable-guest-attributes": "TRUE",
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
-                # Create the new template before deleting the old, so the MIG always has one to use.
+                # Create the new template before deleting the old, so the group always has one to use.
                 delete_before_replace=False,
                 replace_on_changes=["*"],
             ),
@@ -432,6 +355,7 @@ class GpuWorkerPool(pulumi.ComponentResource):
 
         health_check = gcp.compute.HealthCheck(
             f"{name}-health",
+            name=names.health_check,
             project=args.project,
             check_interval_sec=10,
             timeout_sec=5,
@@ -444,132 +368,131 @@ class GpuWorkerPool(pulumi.ComponentResource):
         )
         gcp.compute.Firewall(
             f"{name}-allow-health-checks",
+            name=names.firewall,
             project=args.project,
             network=args.network,
             direction="INGRESS",
-            source_ranges=list(HEALTH_CHECK_RANGES),
-            target_tags=[network_tag],
+            source_ranges=list(gce.HEALTH_CHECK_RANGES),
+            target_tags=[names.network_tag],
             allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=[str(args.health_port)])],
             opts=child,
         )
 
         nat: gcp.compute.RouterNat | None = None
         if args.nat:
-            nat = self._cloud_nat(name, args)
+            nat = self._cloud_nat(name, args, names)
+
+        manager = gcp.compute.RegionInstanceGroupManager(
+            f"{name}-group",
+            name=names.instance_group_manager,
+            project=args.project,
+            region=args.region,
+            base_instance_name=names.base_instance_name,
+            distribution_policy_zones=zones,
+            distribution_policy_target_shape=args.distribution_policy_target_shape,
+            versions=[
+                gcp.compute.RegionInstanceGroupManagerVersionArgs(
+                    name="primary", instance_template=template.self_link_unique
+                )
+            ],
+            named_ports=[gcp.compute.RegionInstanceGroupManagerNamedPortArgs(name="health", port=args.health_port)],
+            update_policy=args.update_policy,
+            auto_healing_policies=gcp.compute.RegionInstanceGroupManagerAutoHealingPoliciesArgs(
+                health_check=health_check.id, initial_delay_sec=args.boot_to_ready_s
+            ),
+            # The update returns only once every VM runs the new template; only then does Pulumi
+            # delete the old one (create-before-delete deletes last). Without the wait the delete
+            # races the roll and GCE refuses it: resourceInUseByAnotherResource (docs/COMPONENTS.md).
+            wait_for_instances=True,
+            wait_for_instances_status="UPDATED",
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # A VM that boots before its egress exists cannot reach Pub/Sub and is healed in a loop.
+                depends_on=[nat] if nat is not None else None,
+                custom_timeouts=pulumi.CustomTimeouts(create=ROLL_TIMEOUT, update=ROLL_TIMEOUT),
+            ),
+        )
 
         metric_filter = pulumi.Output.from_input(args.subscription_name).apply(backlog_filter)
         metrics = [
-            gcp.compute.AutoscalerAutoscalingPolicyMetricArgs(
-                name=BACKLOG_METRIC,
+            gcp.compute.RegionAutoscalerAutoscalingPolicyMetricArgs(
+                name=gce.BACKLOG_METRIC,
                 filter=metric_filter,
-                single_instance_assignment=share.single_instance_assignment,
+                single_instance_assignment=args.single_instance_assignment,
             ),
             *(
-                gcp.compute.AutoscalerAutoscalingPolicyMetricArgs(
+                gcp.compute.RegionAutoscalerAutoscalingPolicyMetricArgs(
                     name=m.name, target=m.target, type=m.type, filter=m.filter
                 )
                 for m in args.custom_metrics
             ),
         ]
         cpu = (
-            gcp.compute.AutoscalerAutoscalingPolicyCpuUtilizationArgs(target=args.cpu_utilization_target)
+            gcp.compute.RegionAutoscalerAutoscalingPolicyCpuUtilizationArgs(target=args.cpu_utilization_target)
             if args.cpu_utilization_target is not None
             else None
         )
         scaled_in = (
-            gcp.compute.AutoscalerAutoscalingPolicyScaleInControlMaxScaledInReplicasArgs(
-                percent=args.scale_in_max_percent
+            gcp.compute.RegionAutoscalerAutoscalingPolicyScaleInControlMaxScaledInReplicasArgs(
+                percent=args.max_scaled_in_percent
             )
-            if args.scale_in_max_percent is not None
-            else gcp.compute.AutoscalerAutoscalingPolicyScaleInControlMaxScaledInReplicasArgs(
-                fixed=args.scale_in_max_replicas
+            if args.max_scaled_in_percent is not None
+            else (
+                gcp.compute.RegionAutoscalerAutoscalingPolicyScaleInControlMaxScaledInReplicasArgs(
+                    fixed=args.max_scaled_in_replicas
+                )
             )
         )
-        schedules = args.schedules.for_zones(len(args.zones)) if args.schedules is not None else []
+        autoscaler = gcp.compute.RegionAutoscaler(
+            f"{name}-autoscaler",
+            name=names.autoscaler,
+            project=args.project,
+            region=args.region,
+            target=manager.id,
+            autoscaling_policy=gcp.compute.RegionAutoscalerAutoscalingPolicyArgs(
+                min_replicas=args.min_replicas,
+                max_replicas=args.policy.max_replicas,
+                cooldown_period=args.boot_to_ready_s,
+                mode="ON",
+                metrics=metrics,
+                cpu_utilization=cpu,
+                scale_in_control=gcp.compute.RegionAutoscalerAutoscalingPolicyScaleInControlArgs(
+                    max_scaled_in_replicas=scaled_in, time_window_sec=args.time_window_sec
+                ),
+                scaling_schedules=args.schedules.scaling_schedules if args.schedules is not None else [],
+            ),
+            opts=child,
+        )
 
-        manager_ids: list[pulumi.Output[str]] = []
-        group_names: list[pulumi.Output[str]] = []
-        autoscaler_ids: list[pulumi.Output[str]] = []
-        for zone in args.zones:
-            manager = gcp.compute.InstanceGroupManager(
-                f"{name}-{zone}",
-                project=args.project,
-                zone=zone,
-                base_instance_name=f"{args.model}-w",
-                versions=[
-                    gcp.compute.InstanceGroupManagerVersionArgs(
-                        name="primary", instance_template=template.self_link_unique
-                    )
-                ],
-                named_ports=[gcp.compute.InstanceGroupManagerNamedPortArgs(name="health", port=args.health_port)],
-                # A zonal group can only surge or drain whole VMs: bring one new VM up before an old
-                # one goes, so a template roll never drops capacity below what the autoscaler asked.
-                update_policy=gcp.compute.InstanceGroupManagerUpdatePolicyArgs(
-                    type="PROACTIVE",
-                    minimal_action="REPLACE",
-                    replacement_method="SUBSTITUTE",
-                    max_surge_fixed=1,
-                    max_unavailable_fixed=0,
-                ),
-                auto_healing_policies=gcp.compute.InstanceGroupManagerAutoHealingPoliciesArgs(
-                    health_check=health_check.id, initial_delay_sec=args.boot_to_ready_s
-                ),
-                wait_for_instances=False,
-                # A VM that boots before its egress exists cannot reach Pub/Sub and is healed in a loop.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[nat] if nat is not None else None),
-            )
-            autoscaler = gcp.compute.Autoscaler(
-                f"{name}-{zone}-autoscaler",
-                project=args.project,
-                zone=zone,
-                target=manager.id,
-                autoscaling_policy=gcp.compute.AutoscalerAutoscalingPolicyArgs(
-                    min_replicas=share.min_workers,
-                    max_replicas=share.max_workers,
-                    cooldown_period=args.boot_to_ready_s,
-                    mode="ON",
-                    metrics=metrics,
-                    cpu_utilization=cpu,
-                    scale_in_control=gcp.compute.AutoscalerAutoscalingPolicyScaleInControlArgs(
-                        max_scaled_in_replicas=scaled_in, time_window_sec=args.scale_in_window_s
-                    ),
-                    scaling_schedules=schedules,
-                ),
-                opts=child,
-            )
-            manager_ids.append(manager.id)
-            group_names.append(manager.name)
-            autoscaler_ids.append(autoscaler.id)
-
-        self.share = share
         self.nat_name = nat.name if nat is not None else None
         self.service_account_email = account.email
         self.instance_template_self_link = template.self_link
         self.health_check_id = health_check.id
-        self.instance_group_manager_ids = manager_ids
-        self.instance_group_names = group_names
-        self.autoscaler_ids = autoscaler_ids
+        self.instance_group_manager_id = manager.id
+        self.instance_group_name = manager.name
+        self.autoscaler_id = autoscaler.id
         self.register_outputs(
             {
                 "service_account_email": self.service_account_email,
                 "instance_template_self_link": self.instance_template_self_link,
                 "health_check_id": self.health_check_id,
-                "instance_group_manager_ids": self.instance_group_manager_ids,
-                "instance_group_names": self.instance_group_names,
-                "autoscaler_ids": self.autoscaler_ids,
+                "instance_group_manager_id": self.instance_group_manager_id,
+                "instance_group_name": self.instance_group_name,
+                "autoscaler_id": self.autoscaler_id,
                 "nat_name": self.nat_name,
-                "zonal_min": share.min_workers,
-                "zonal_max": share.max_workers,
-                "zonal_single_instance_assignment": share.single_instance_assignment,
+                "min_replicas": args.min_replicas,
+                "max_replicas": args.policy.max_replicas,
+                "single_instance_assignment": args.single_instance_assignment,
             }
         )
 
-    def _cloud_nat(self, name: str, args: GpuWorkerPoolArgs) -> gcp.compute.RouterNat:
+    def _cloud_nat(self, name: str, args: GpuWorkerPoolArgs, names: gce.PoolNames) -> gcp.compute.RouterNat:
         """Egress for VMs without external IPs: the default network's subnets have Private Google
         Access off, so without this a worker can reach neither Pub/Sub nor Artifact Registry."""
         child = pulumi.ResourceOptions(parent=self)
         router = gcp.compute.Router(
             f"{name}-router",
+            name=names.router,
             project=args.project,
             region=args.region,
             network=args.network,
@@ -594,6 +517,7 @@ class GpuWorkerPool(pulumi.ComponentResource):
             subnetworks = [gcp.compute.RouterNatSubnetworkArgs(name=link, source_ip_ranges_to_nats=["ALL_IP_RANGES"])]
         return gcp.compute.RouterNat(
             f"{name}-nat",
+            name=names.nat,
             project=args.project,
             region=args.region,
             router=router.name,

@@ -1,13 +1,14 @@
 """Compile a business calendar into GCE autoscaler scaling schedules.
 
-GCE facts this respects (docs/PLATFORM.md): at most 128 schedules per autoscaler, 5-field cron,
+GCE facts this respects (asyncinfer.core.gce): at most 128 schedules per autoscaler, cron with a year,
 duration >= 300 s, an IANA time zone, and *the largest minimum of the active schedules wins*. A
 schedule can therefore raise the floor but never lower it, so holidays are left out of the weekday
 schedules (explicit day-of-month lists per month) instead of being "overridden" by a later schedule.
 
 Nights, weekends and holidays run at the autoscaler's own minimum; business hours are schedules.
-The day lists are for one concrete year per month, so the stack must be re-applied within twelve
-months (any `pulumi up` recompiles the window from today).
+Each month's cron carries its year (GCE's optional 6th field), so a day list never fires in another
+year: a stack not re-applied within the window loses its business-hours floor after it instead of
+lifting weekends and holidays with last year's days (any `pulumi up` recompiles the window from today).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
-MAX_SCHEDULES = 128
-MIN_DURATION_S = 300
+from asyncinfer.core.gce import MAX_SCALING_SCHEDULES as MAX_SCHEDULES
+from asyncinfer.core.gce import MIN_SCHEDULE_DURATION_S as MIN_DURATION_S
 
 
 class ScheduleError(ValueError):
@@ -37,9 +38,9 @@ class BusinessCalendar:
     business_end_hour: int = 18
     #: Monday = 0 ... Sunday = 6.
     weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)
-    business_min_workers: int = 1
-    #: Nights, weekends and holidays; this becomes the autoscaler's own min_replicas.
-    off_hours_min_workers: int = 0
+    business_min_replicas: int = 1
+    #: Nights, weekends and holidays: the autoscaler's own min_replicas (the same setting).
+    min_replicas: int = 0
     #: Extra closed days (company holidays) on top of the public ones.
     extra_holidays: tuple[dt.date, ...] = field(default_factory=tuple)
 
@@ -60,8 +61,8 @@ class BusinessCalendar:
             raise ScheduleError("business hours must last at least 300 s (GCE's minimum duration).")
         if not self.weekdays or any(d not in range(7) for d in self.weekdays):
             raise ScheduleError("weekdays must be a non-empty list of 0 (Monday) to 6 (Sunday).")
-        if self.business_min_workers < 0 or self.off_hours_min_workers < 0:
-            raise ScheduleError("minimum worker counts must be 0 or more.")
+        if self.business_min_replicas < 0 or self.min_replicas < 0:
+            raise ScheduleError("business_min_replicas and min_replicas must be 0 or more.")
         try:
             self.holiday_calendar(dt.date.today().year)
         except NotImplementedError as exc:
@@ -83,8 +84,8 @@ class BusinessCalendar:
         local = when.astimezone(ZoneInfo(self.time_zone))
         in_hours = self.business_start_hour <= local.hour < self.business_end_hour
         if in_hours and self.is_business_day(local.date()):
-            return max(self.business_min_workers, self.off_hours_min_workers)
-        return self.off_hours_min_workers
+            return max(self.business_min_replicas, self.min_replicas)
+        return self.min_replicas
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,13 @@ class ScalingSchedule:
 def compile_schedules(
     calendar: BusinessCalendar, start: dt.date, months: int = 12
 ) -> list[ScalingSchedule]:
-    """One schedule per month of the window, firing on that month's business days only."""
-    if calendar.business_min_workers <= calendar.off_hours_min_workers:
+    """One schedule per month of the window, firing on that month's business days of that year only.
+
+    Any number of months up to GCE's 128 schedules is right: each month's cron carries its year.
+    """
+    if not 1 <= months <= MAX_SCHEDULES:
+        raise ScheduleError(f"months is {months}; compile between 1 and {MAX_SCHEDULES} months of schedules.")
+    if calendar.business_min_replicas <= calendar.min_replicas:
         # Business hours ask for nothing above the autoscaler's own minimum.
         return []
     duration = (calendar.business_end_hour - calendar.business_start_hour) * 3600
@@ -120,9 +126,11 @@ def compile_schedules(
             result.append(
                 ScalingSchedule(
                     name=f"business-{year}-{month:02d}",
-                    schedule=f"0 {calendar.business_start_hour} {day_list} {month} *",
+                    # The year (6th field) pins the day list to this one month: without it a stack not
+                    # re-applied within a year fires last year's days (weekends, holidays) again.
+                    schedule=f"0 {calendar.business_start_hour} {day_list} {month} * {year}",
                     duration_sec=duration,
-                    min_required_replicas=calendar.business_min_workers,
+                    min_required_replicas=calendar.business_min_replicas,
                     time_zone=calendar.time_zone,
                     description=(
                         f"Business hours on {len(days)} working days of {year}-{month:02d} "
@@ -154,10 +162,13 @@ class CronSpec:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]  # cron numbering: 0 = Sunday
+    #: None: every year (a 5-field cron).
+    years: frozenset[int] | None = None
 
     def matches(self, when: dt.datetime) -> bool:
         return (
-            when.minute in self.minutes
+            (self.years is None or when.year in self.years)
+            and when.minute in self.minutes
             and when.hour in self.hours
             and when.day in self.days
             and when.month in self.months
@@ -166,15 +177,22 @@ class CronSpec:
 
 
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+#: GCE's scaling-schedule cron takes an optional 6th field, the year.
+_YEAR_RANGE = (1970, 2099)
 
 
 def parse_cron(expression: str) -> CronSpec:
-    """Parse the subset of cron that schedules use: numbers, lists, ranges, steps and '*'."""
+    """Parse the subset of cron that schedules use: numbers, lists, ranges, steps and '*', with an
+    optional 6th field for the year."""
     fields = expression.split()
-    if len(fields) != 5:
-        raise ScheduleError(f"cron {expression!r} must have 5 fields (minute hour day month weekday).")
-    parsed = [_parse_cron_field(f, lo, hi, expression) for f, (lo, hi) in zip(fields, _CRON_RANGES, strict=True)]
-    return CronSpec(*parsed)
+    if len(fields) not in (5, 6):
+        raise ScheduleError(
+            f"cron {expression!r} must have 5 or 6 fields (minute hour day month weekday [year])."
+        )
+    parsed = [_parse_cron_field(f, lo, hi, expression) for f, (lo, hi) in zip(fields, _CRON_RANGES, strict=False)]
+    years = _parse_cron_field(fields[5], *_YEAR_RANGE, expression) if len(fields) == 6 else None
+    minutes, hours, days, months, weekdays = parsed
+    return CronSpec(minutes, hours, days, months, weekdays, years=years)
 
 
 def _parse_cron_field(text: str, lo: int, hi: int, expression: str) -> frozenset[int]:
@@ -217,7 +235,8 @@ def _is_active(schedule: ScalingSchedule, when: dt.datetime) -> bool:
     # Firings that could still be running started at most `duration` ago: check those days only.
     day = (local - window).date()
     while day <= local.date():
-        if day.day in cron.days and day.month in cron.months and (day.isoweekday() % 7) in cron.weekdays:
+        in_year = cron.years is None or day.year in cron.years
+        if in_year and day.day in cron.days and day.month in cron.months and (day.isoweekday() % 7) in cron.weekdays:
             for hour in cron.hours:
                 for minute in cron.minutes:
                     fired = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=local.tzinfo)

@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from asyncinfer.core.gce import DRAIN_TIMEOUT_S
+
 
 class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASYNCINFER_", extra="ignore")  # == ENV_PREFIX
@@ -21,8 +23,9 @@ class WorkerSettings(BaseSettings):
     max_batch_size: int = Field(32, ge=1, le=1024)
     #: The wait starts at a batch's first message, so an idle worker answers one request promptly.
     max_wait_ms: float = Field(10.0, ge=0)
-    #: Preemption gives ~30 s; finish or hand back what is held within this bound.
-    drain_timeout_s: float = Field(25.0, ge=0)
+    #: Preemption gives ~30 s and `docker stop` kills at 25 s: finish or hand back what is held within
+    #: this bound (gce.DRAIN_TIMEOUT_S, the same default the components use and accept).
+    drain_timeout_s: float = Field(DRAIN_TIMEOUT_S, ge=0)
     #: Leases are extended by the client up to this long; a batch must never take longer.
     max_lease_s: float = Field(600.0, ge=10)
     #: After a failed model load, report unhealthy this long before exiting 1.

@@ -94,15 +94,16 @@ def key_settings(resource: RecordedResource) -> str:
             f"{scheduling.get('provisioningModel')}/{scheduling.get('instanceTerminationAction')}",
             "external IP" if external else "no external IP",
         ]
-    if t == "gcp:compute/instanceGroupManager:InstanceGroupManager":
-        parts.append(str(i.get("zone")))
+    if t == "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager":
+        parts.append(f"{i.get('region')}: {','.join(i.get('distributionPolicyZones') or [])}")
+        parts.append(str(i.get("distributionPolicyTargetShape")))
         healing = i.get("autoHealingPolicies") or {}
         parts.append(f"autoheal after {_n(healing.get('initialDelaySec'))}s")
-    if t == "gcp:compute/autoscaler:Autoscaler":
+    if t == "gcp:compute/regionAutoscaler:RegionAutoscaler":
         policy = i.get("autoscalingPolicy") or {}
         metric = (policy.get("metrics") or [{}])[0]
         parts += [
-            str(i.get("zone")),
+            str(i.get("region")),
             f"min {_n(policy.get('minReplicas'))} max {_n(policy.get('maxReplicas'))}",
             f"{_n(metric.get('singleInstanceAssignment'))} msgs/VM",
             f"{len(policy.get('scalingSchedules') or [])} schedules",

@@ -67,9 +67,9 @@ class LocalStackConfig:
     @property
     def policy(self) -> ScalingPolicy:
         return ScalingPolicy(
-            min_workers=self.min_workers,
-            max_workers=self.max_workers,
-            backlog_per_worker=self.backlog_per_worker,
+            min_replicas=self.min_workers,
+            max_replicas=self.max_workers,
+            single_instance_assignment=self.backlog_per_worker,
             scale_in_stabilization_s=self.scale_in_stabilization_s,
         )
 
