@@ -29,6 +29,7 @@ from asyncinfer.core.contract import InferenceRequest
 from asyncinfer.core.topology import QueueTopology
 from drawing_symbols.render import render_png
 from tests.conftest import PROJECT
+from tests.support.poisoned_symbols import blank_png
 from tests.support.processes import spawn_worker, stop, wait_started
 
 pytestmark = pytest.mark.emulator
@@ -82,6 +83,15 @@ def _serve(emulator_host: str, folder: Path, handler: str, **env: str) -> Iterat
 @pytest.fixture(scope="module")
 def symbols(emulator_host: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     yield from _serve(emulator_host, tmp_path_factory.mktemp("symbols"), "drawing_symbols.symbols:build_handler")
+
+
+@pytest.fixture(scope="module")
+def poisoned(emulator_host: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    # A long max wait: the 32 requests of the isolation test form one batch however slow the machine.
+    yield from _serve(
+        emulator_host, tmp_path_factory.mktemp("poisoned"), "tests.support.poisoned_symbols:build_handler",
+        ASYNCINFER_MAX_BATCH_SIZE="32", ASYNCINFER_MAX_WAIT_MS="3000",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -277,8 +287,15 @@ def test_what_fails_every_time_is_dead_lettered(edge: Served) -> None:
     assert '"nacked"' in edge.log() and "transient_model_error" in edge.log()
 
 
-def test_one_bad_image_does_not_fail_the_other_31(symbols: Served) -> None:
-    """Isolation with the real model: one poisoned item in a burst of 32 is answered alone."""
+def batch_events(log: str, event: str) -> list[dict[str, Any]]:
+    events = (json.loads(line) for line in log.splitlines() if line.startswith("{"))
+    return [e for e in events if e.get("message") == event]
+
+
+def test_one_poisoned_drawing_does_not_fail_the_other_31_in_its_batch(poisoned: Served) -> None:
+    """Isolation with the real model: a blank drawing decodes like the others, so it reaches the model
+    in the same batch of 32, where `predict` raises; the batch is retried item by item and only the
+    poisoned item gets an error."""
     from asyncinfer.tools.loadtest import render_drawings
 
     drawings = render_drawings(31, seed=5)
@@ -286,14 +303,20 @@ def test_one_bad_image_does_not_fail_the_other_31(symbols: Served) -> None:
     for i, (_, png) in enumerate(drawings):
         if i == 17:
             keys.append("iso-bad")
-            symbols.client.submit_raw(_inline("iso-bad", png[:40]), request_id="iso-bad")
+            poisoned.client.submit_raw(_inline("iso-bad", blank_png()), request_id="iso-bad")
         keys.append(f"iso-{i}")
-        symbols.client.submit_raw(_inline(f"iso-{i}", png), request_id=f"iso-{i}")
-    got = symbols.client.wait(keys, timeout_s=ANSWER_TIMEOUT_S)
+        poisoned.client.submit_raw(_inline(f"iso-{i}", png), request_id=f"iso-{i}")
+    got = poisoned.client.wait(keys, timeout_s=ANSWER_TIMEOUT_S)
     assert len(got) == 32
     assert [k for k, a in got.items() if not a.ok] == ["iso-bad"]
-    assert got["iso-bad"].result is not None and got["iso-bad"].result.error is not None
-    assert got["iso-bad"].result.error.code == "not_an_image"
+    bad = got["iso-bad"].result
+    assert bad is not None and bad.error is not None
+    assert bad.error.code == "handler_error" and "poisoned input" in bad.error.message
+    # The 32 formed one batch, that batch failed as a whole, and was retried one item at a time.
+    failed = batch_events(poisoned.log(), "batch failed; retrying its items one by one")
+    assert [e["size"] for e in failed] == [32], failed
+    done = [e for e in batch_events(poisoned.log(), "batch done") if e.get("batch_id") == failed[0]["batch_id"]]
+    assert [e["size"] for e in done] == [32], done
     labels = [got[f"iso-{i}"].result.output["label"] for i in range(31)]  # type: ignore[union-attr,index]
     # The real model still answers the good ones correctly (it is ~99% accurate on rendered symbols).
     assert sum(label == truth for label, (truth, _) in zip(labels, drawings, strict=True)) >= 28

@@ -89,22 +89,33 @@ def test_batch_fills_up_to_max_size_without_waiting() -> None:
 
 
 def test_wait_starts_at_the_first_item_and_is_bounded() -> None:
+    """Measured from the events, not against wall-clock windows a loaded machine can miss: the wait
+    runs from the first item (never shorter than max_wait after it, however long the idle time
+    before it), and it is bounded: an item arriving long after max_wait is not in the batch."""
     source: queue.Queue[int] = queue.Queue()
     batcher = MicroBatcher(source, max_size=32, max_wait_s=0.2)
+    first_put_at: list[float] = []
+    returned = threading.Event()
 
     def feed() -> None:
         time.sleep(0.3)
+        first_put_at.append(time.monotonic())
         source.put(1)
         time.sleep(0.05)
         source.put(2)
+        # Far past max_wait: only a batcher that did not stop waiting would take this one.
+        returned.wait(timeout=5.0)
+        source.put(3)
 
-    threading.Thread(target=feed).start()
-    started = time.monotonic()
+    feeder = threading.Thread(target=feed)
+    feeder.start()
     batch = batcher.next_batch(threading.Event(), idle_poll_s=0.01)
-    elapsed = time.monotonic() - started
+    returned_at = time.monotonic()
+    returned.set()
+    feeder.join()
     assert batch == [1, 2]
-    # 0.3 s idle before the first item, then at most max_wait (0.2 s) of gathering.
-    assert 0.45 <= elapsed < 0.9
+    assert returned_at - first_put_at[0] >= 0.2 - 0.01  # gathered for max_wait after the first item
+    assert source.get_nowait() == 3  # and stopped: the late item waits for the next batch
 
 
 def test_stop_returns_what_is_there() -> None:

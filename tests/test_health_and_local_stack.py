@@ -82,9 +82,13 @@ def test_local_stack_scales_from_zero_answers_everything_and_scales_back(
     from asyncinfer.client.client import AsyncInferClient
     from asyncinfer.tools.local.stack import LocalStack, LocalStackConfig, read_state
 
+    # Slow batches of 4 (0.5 s each): 60 requests keep the backlog above 2 x 20 for several seconds
+    # after the first worker serves, so the controller's scale-out to 2 does not depend on how fast
+    # this machine happens to start processes or run batches.
     config = LocalStackConfig(
         project=PROJECT, queue="stacktest", handler="tests.support.faulty_handler:build_handler",
         max_workers=2, backlog_per_worker=20, scale_in_stabilization_s=2.0, state_dir=tmp_path / "stack",
+        max_batch_size=4, extra_worker_env={"FAULTY_SLOW_S": "0.5"},
     )
     with LocalStack(config) as stack:
         status = read_state(config.state_dir)
@@ -96,8 +100,8 @@ def test_local_stack_scales_from_zero_answers_everything_and_scales_back(
         with AsyncInferClient.from_status(status) as client:
             ids = [f"s-{i}" for i in range(60)]
             for request_id in ids:
-                client.submit(InferenceRequest.inline(request_id, "faulty", b"ok"))
-            answers = client.wait(ids, timeout_s=60)
+                client.submit(InferenceRequest.inline(request_id, "faulty", b"slow"))
+            answers = client.wait(ids, timeout_s=120)
         assert len(answers) == 60 and all(a.ok for a in answers.values())
         assert stack.controller is not None
         assert stack.controller.stats.peak_workers == 2

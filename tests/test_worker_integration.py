@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from typing import Any
@@ -63,7 +64,10 @@ def test_bad_input_gets_error_results_and_is_not_retried(start_worker: Any, clie
 
 
 def test_one_bad_item_does_not_fail_its_batch_mates(start_worker: Any, client: Any) -> None:
-    start_worker(ASYNCINFER_MAX_BATCH_SIZE="32", ASYNCINFER_MAX_WAIT_MS="500")
+    """b"boom" decodes like the others and makes `predict` raise: the 32 form one batch, the batch
+    fails, is retried item by item, and only the poisoned item gets an error."""
+    # A long max wait: the 32 form one batch however slow the machine.
+    worker = start_worker(ASYNCINFER_MAX_BATCH_SIZE="32", ASYNCINFER_MAX_WAIT_MS="3000")
     payloads = [b"ok"] * 31
     payloads.insert(17, b"boom")
     ids = submit_many(client, payloads, "batch")
@@ -71,6 +75,12 @@ def test_one_bad_item_does_not_fail_its_batch_mates(start_worker: Any, client: A
     assert len(answers) == 32
     failed = [rid for rid, a in answers.items() if not a.ok]
     assert failed == ["batch-17"]
+    assert answers["batch-17"].result.error.code == "handler_error"
+    events = [json.loads(line) for line in worker_log(worker).splitlines() if line.startswith("{")]
+    retried = [e for e in events if e.get("message") == "batch failed; retrying its items one by one"]
+    assert [e["size"] for e in retried] == [32], retried
+    done = [e for e in events if e.get("message") == "batch done" and e.get("batch_id") == retried[0]["batch_id"]]
+    assert [e["size"] for e in done] == [32], done
 
 
 def test_transient_failures_are_dead_lettered_after_max_attempts(start_worker: Any, client: Any) -> None:
@@ -111,3 +121,4 @@ def test_sigkill_redelivers_and_loses_nothing(start_worker: Any, client: Any) ->
     answers = client.wait(ids, timeout_s=150)
     assert len(answers) == 120
     assert all(a.ok for a in answers.values())
+

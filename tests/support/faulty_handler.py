@@ -2,7 +2,8 @@
 
 b"ok" answers, b"boom" makes predict raise (the batch is retried item by item), b"nan" returns a
 non-finite number, b"transient" raises TransientError (nack, then dead letter), b"slow" sleeps
-FAULTY_SLOW_S seconds per batch. Anything else is invalid input.
+FAULTY_SLOW_S seconds per batch, b"big:" followed by any padding answers like b"ok" (large-message
+tests). Anything else is invalid input.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 
 from asyncinfer.worker.errors import InvalidInputError, TransientError
 
-CODES = {b"ok": 0, b"boom": 1, b"nan": 2, b"transient": 3, b"slow": 4}
+CODES = {b"ok": 0, b"boom": 1, b"nan": 2, b"transient": 3, b"slow": 4, b"big:": 5}
 
 
 class FaultyHandler:
@@ -26,6 +27,8 @@ class FaultyHandler:
         self.slow_s = float(os.environ.get("FAULTY_SLOW_S", "0.5"))
 
     def decode(self, payload: bytes) -> torch.Tensor:
+        if payload.startswith(b"big:"):
+            return torch.tensor([float(CODES[b"big:"])])
         if payload not in CODES:
             raise InvalidInputError("not_a_command", f"payload must be one of {sorted(CODES)}")
         return torch.tensor([float(CODES[payload])])

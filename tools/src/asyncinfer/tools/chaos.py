@@ -20,8 +20,8 @@ from typing import Any
 
 import pydantic_core
 import structlog
-from google.cloud import pubsub_v1
 
+from asyncinfer.client.pubsub import subscriber_client
 from asyncinfer.client.tap import PubsubMessage, SubscriptionTap
 
 log = structlog.get_logger("asyncinfer.chaos")
@@ -39,18 +39,23 @@ class Victim:
 @dataclass(frozen=True)
 class KillEvent:
     at_s: float
+    #: How many requests had an answer when this kill was sent.
+    at_answered: int
     pid: int
     signal: str
 
 
 class WorkerKiller:
-    """Sends SIGKILL and SIGTERM to live workers at seeded random intervals.
+    """Sends SIGKILL and SIGTERM to live workers as the run's answers come in.
 
-    The signals are shuffled with the seed, so a run is repeatable in what it does, and the interval
-    is jittered (0.5x-1.5x the mean) so kills do not line up with batch boundaries. Only workers that
-    have served for `min_serving_s` are candidates: killing a process that is still importing torch
-    tests the controller's restart, not the queue's redelivery. A worker is signalled at most once,
-    because one that got SIGTERM keeps running while it drains.
+    Kills are due at seeded, jittered points of progress (answer counts spread over 10-70 % of the
+    requests), not at wall-clock times, and submission waits (`holds`) while a kill is overdue by more
+    than `lead` requests: answers cannot run ahead of the kills, so every planned kill lands on a
+    worker that holds messages however slow or fast this machine is, or however long a replacement
+    takes to start. The signals are shuffled with the seed, so a run is repeatable in what it does. Only
+    workers that have served for `min_serving_s` are candidates: killing a process that is still
+    importing torch tests the controller's restart, not the queue's redelivery. A worker is signalled
+    at most once, because one that got SIGTERM keeps running while it drains.
     """
 
     def __init__(
@@ -60,8 +65,10 @@ class WorkerKiller:
         sigkills: int,
         sigterms: int,
         seed: int,
-        mean_interval_s: float = 2.0,
-        first_after_s: float = 1.0,
+        total: int,
+        first_fraction: float = 0.1,
+        last_fraction: float = 0.7,
+        lead: int = 64,
         min_serving_s: float = 1.0,
         send: Callable[[int, int], None] = os.kill,
     ) -> None:
@@ -70,10 +77,11 @@ class WorkerKiller:
         plan = [signal.SIGKILL] * sigkills + [signal.SIGTERM] * sigterms
         self._rng.shuffle(plan)
         self._plan: list[signal.Signals] = plan
-        self._mean_interval_s = mean_interval_s
+        self.due_at_answered = _progress_points(len(plan), total, first_fraction, last_fraction, self._rng)
+        self._lead = lead
         self._min_serving_s = min_serving_s
         self._send = send
-        self._next_at = first_after_s
+        self._started = time.monotonic()
         self._signalled: set[int] = set()
         self._lock = threading.Lock()
         self.kills: list[KillEvent] = []
@@ -86,10 +94,15 @@ class WorkerKiller:
     def done(self) -> bool:
         return not self._plan
 
-    def tick(self, elapsed_s: float) -> None:
-        """Kill one worker if one is due; cheap enough to call every 50 ms."""
+    def holds(self, index: int) -> bool:
+        """Whether request `index` must wait: the next kill is due and has not happened yet."""
         with self._lock:
-            if not self._plan or elapsed_s < self._next_at:
+            return bool(self._plan) and index >= self.due_at_answered[len(self.kills)] + self._lead
+
+    def tick(self, answered: int) -> None:
+        """Kill one worker if one is due at this many answers; cheap enough to call every 50 ms."""
+        with self._lock:
+            if not self._plan or answered < self.due_at_answered[len(self.kills)]:
                 return
             candidates = [
                 v for v in self._victims()
@@ -105,12 +118,25 @@ class WorkerKiller:
                 self._plan.append(sig)  # it died on its own between listing and signalling
                 return
             self._signalled.add(victim.pid)
-            self.kills.append(KillEvent(round(elapsed_s, 2), victim.pid, sig.name))
-            log.warning("killed a worker", pid=victim.pid, signal=sig.name, at_s=round(elapsed_s, 2))
-            self._next_at = elapsed_s + self._mean_interval_s * self._rng.uniform(0.5, 1.5)
+            at_s = round(time.monotonic() - self._started, 2)
+            self.kills.append(KillEvent(at_s, answered, victim.pid, sig.name))
+            log.warning("killed a worker", pid=victim.pid, signal=sig.name, at_s=at_s, answered=answered)
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(k.signal for k in self.kills))
+
+
+def _progress_points(kills: int, total: int, first: float, last: float, rng: random.Random) -> list[int]:
+    """`kills` answer counts evenly spread over [first, last] of `total`, each jittered by up to a
+    quarter of the spacing so kills do not line up with batch boundaries."""
+    if kills == 0:
+        return []
+    spacing = (last - first) / max(1, kills - 1) if kills > 1 else 0.0
+    points = []
+    for k in range(kills):
+        centre = first + spacing * k if kills > 1 else (first + last) / 2
+        points.append(max(1, round(total * (centre + spacing * rng.uniform(-0.25, 0.25)))))
+    return sorted(points)
 
 
 class RssSampler:
@@ -168,7 +194,16 @@ class RssSampler:
 
 @dataclass
 class AuditCounts:
+    #: Every result the audit's own subscription received, this run's or not.
     results: int = 0
+    #: Results whose request id is one of this run's.
+    results_this_run: int = 0
+    #: This run's request ids with at least one result: must reach every id answered by a result.
+    ids_seen: int = 0
+    #: Results that were not a JSON object with a request id (counted, never silently dropped).
+    unparseable: int = 0
+    #: Failed pulls of the audit's subscription (each one is logged).
+    pull_errors: int = 0
     #: Results of a delivery after the first (the message came back: a kill, a nack, a lapsed lease).
     redelivered: int = 0
     #: Results answered from a worker's cache without a second inference.
@@ -176,16 +211,34 @@ class AuditCounts:
     #: Request ids answered more than once where no answer says why (attempt 1, not replayed): the
     #: "processed twice silently" case the design must avoid.
     unmarked_duplicate_ids: int = 0
+    #: Ok results of this run (duplicates included) and how many name the drawing's true class.
+    ok_results: int = 0
+    correct_results: int = 0
+
+    @property
+    def accuracy(self) -> float | None:
+        return round(self.correct_results / self.ok_results, 4) if self.ok_results else None
+
+
+@dataclass(frozen=True)
+class _Seen:
+    attempt: int
+    replayed: bool
+    status: str
+    label: str | None
 
 
 class ResultAudit:
     """Its own subscription on the results topic, so every result is seen, not only the first per id
-    (the client keeps the first answer and merely counts the rest)."""
+    (the client keeps the first answer and merely counts the rest). `summary(labels)` checks each of
+    this run's results against the drawing's true class, and says how much the audit saw: an audit
+    that saw nothing must not read as "no duplicates"."""
 
     def __init__(self, project: str, results_topic: str) -> None:
         self._lock = threading.Lock()
-        self._by_id: dict[str, list[tuple[int, bool]]] = {}
-        self.counts = AuditCounts()
+        self._by_id: dict[str, list[_Seen]] = {}
+        self._results = 0
+        self._unparseable = 0
         self._tap = SubscriptionTap.on_topic(project, results_topic, "audit", self._on_results).start()
 
     def _on_results(self, messages: list[PubsubMessage], _: float) -> None:
@@ -193,26 +246,48 @@ class ResultAudit:
             try:
                 raw = pydantic_core.from_json(message.data)
             except ValueError:
-                continue
-            attempt = int(raw.get("delivery_attempt", 1)) if isinstance(raw, dict) else 1
-            replayed = bool(raw.get("replayed", False)) if isinstance(raw, dict) else False
-            key = raw.get("request_id") if isinstance(raw, dict) else None
-            key = key if isinstance(key, str) else f"msg-{message.attributes.get('message_id', message.message_id)}"
+                raw = None
+            request_id = raw.get("request_id") if isinstance(raw, dict) else None
             with self._lock:
-                self.counts.results += 1
-                self.counts.redelivered += attempt > 1
-                self.counts.replayed += replayed
-                self._by_id.setdefault(key, []).append((attempt, replayed))
+                self._results += 1
+                if not isinstance(raw, dict) or not isinstance(request_id, str):
+                    self._unparseable += 1
+                    log.warning("audit: a result without a readable request id",
+                                message_id=message.message_id, size=len(message.data))
+                    continue
+                output = raw.get("output")
+                label = output.get("label") if isinstance(output, dict) else None
+                self._by_id.setdefault(request_id, []).append(_Seen(
+                    attempt=int(raw.get("delivery_attempt", 1)),
+                    replayed=bool(raw.get("replayed", False)),
+                    status=str(raw.get("status")),
+                    label=label if isinstance(label, str) else None,
+                ))
 
-    def summary(self) -> AuditCounts:
+    def summary(self, labels: dict[str, str]) -> AuditCounts:
+        """What the audit saw of the run whose request ids and true classes are `labels`."""
         with self._lock:
-            self.counts.unmarked_duplicate_ids = sum(
-                1 for seen in self._by_id.values() if len(seen) > 1 and all(a == 1 and not r for a, r in seen)
+            mine = {r: seen for r, seen in self._by_id.items() if r in labels}
+            all_seen = [(r, s) for r, seen in mine.items() for s in seen]
+            return AuditCounts(
+                results=self._results,
+                results_this_run=len(all_seen),
+                ids_seen=len(mine),
+                unparseable=self._unparseable,
+                pull_errors=self._tap.pull_errors,
+                redelivered=sum(1 for _, s in all_seen if s.attempt > 1),
+                replayed=sum(1 for _, s in all_seen if s.replayed),
+                unmarked_duplicate_ids=sum(1 for seen in mine.values() if _silent_duplicate(seen)),
+                ok_results=sum(1 for _, s in all_seen if s.status == "ok"),
+                correct_results=sum(1 for r, s in all_seen if s.status == "ok" and s.label == labels[r]),
             )
-            return AuditCounts(**asdict(self.counts))
 
     def close(self) -> None:
         self._tap.close()
+
+
+def _silent_duplicate(seen: list[_Seen]) -> bool:
+    return len(seen) > 1 and all(s.attempt == 1 and not s.replayed for s in seen)
 
 
 def still_queued(project: str, subscription: str, wanted: set[str], window_s: float) -> set[str]:
@@ -222,7 +297,7 @@ def still_queued(project: str, subscription: str, wanted: set[str], window_s: fl
     is neither answered nor queued is gone. Leases held by killed workers lapse only after the stream
     ack deadline (60 s), so `window_s` must outlast it for the sweep to see those messages.
     """
-    subscriber = pubsub_v1.SubscriberClient()
+    subscriber = subscriber_client()
     path = subscriber.subscription_path(project, subscription)
     found: set[str] = set()
     deadline = time.monotonic() + window_s
@@ -278,9 +353,36 @@ class ChaosReport:
     max_rss_growth_mb: float | None = None
     error_codes: dict[str, int] = field(default_factory=dict)
     kill_log: list[dict[str, Any]] = field(default_factory=list)
+    #: The queue this run used (fresh per run unless --queue was given) and the nonce in its ids.
+    queue: str = ""
+    run_id: str = ""
+    #: First answers that name the drawing's true class, among ok ones; the threshold the run must meet.
+    accuracy: float | None = None
+    min_accuracy: float = 0.0
+    #: What the audit's own subscription saw (every result, duplicates included).
+    audit: dict[str, Any] = field(default_factory=dict)
+    #: Why the run failed, in words; empty when it passed.
+    failures: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def audit_failures(audit: AuditCounts, answered_by_results: int, min_accuracy: float) -> list[str]:
+    """Why an audit does not vouch for a run: it saw less than it should, or what it saw is wrong."""
+    found = []
+    if audit.ids_seen < answered_by_results:
+        found.append(
+            f"the audit saw results for only {audit.ids_seen} of the {answered_by_results} requests the client "
+            f"has results for ({audit.pull_errors} failed pulls): its duplicate counts cannot be trusted"
+        )
+    if audit.unparseable:
+        found.append(f"{audit.unparseable} results had no readable request id")
+    if audit.unmarked_duplicate_ids:
+        found.append(f"{audit.unmarked_duplicate_ids} request ids were answered twice without saying why")
+    if audit.accuracy is not None and audit.accuracy < min_accuracy:
+        found.append(f"accuracy over every ok result {audit.accuracy:.2%} is below {min_accuracy:.0%}")
+    return found
 
 
 def stack_victims(workers: Callable[[], list[Any]]) -> Callable[[], list[Victim]]:

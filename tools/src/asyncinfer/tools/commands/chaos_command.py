@@ -1,14 +1,19 @@
 """`asyncinfer chaos`: a load test while workers are killed, proving nothing is lost.
 
-Brings up a local stack in its own state dir, submits rendered drawings while SIGKILL and SIGTERM hit
-live workers at seeded random intervals (the pool controller replaces them, as a MIG replaces a
-preempted VM), waits for every answer, and reports ok / error / dead-lettered / lost / unanswered,
-duplicate deliveries and duplicate results, kills by signal and peak RSS per worker. `--spike N`
-publishes N requests at once instead and is about memory: flow control must keep every worker's RSS
-flat however deep the backlog grows.
+Brings up a local stack in its own state dir on a fresh queue, submits rendered drawings under ids
+that carry a per-run nonce while SIGKILL and SIGTERM hit live workers at seeded points of progress
+(answer counts; the pool controller replaces them, as a MIG replaces a preempted VM), waits for every
+answer, and reports ok / error / dead-lettered / lost / unanswered, duplicate deliveries and
+duplicate results, kills by signal, peak RSS per worker, the accuracy of the answers against each
+drawing's true class, and how many results its own audit subscription saw. `--spike N` publishes N
+requests at once instead and is about memory: flow control must keep every worker's RSS flat however
+deep the backlog grows.
 
-Exit codes: 0 every request answered; 1 something lost (neither answered nor still queued);
-2 something late (unanswered but still queued); 3 no emulator; 4 a worker's RSS passed --max-rss-mb.
+Exit codes: 0 every request answered correctly and the audit saw every answer; 1 something lost
+(neither answered nor still queued); 2 something late (unanswered but still queued); 3 no emulator;
+4 a worker's RSS passed --max-rss-mb; 5 the audit saw fewer results than the client got, or results
+it could not read (it cannot vouch for the duplicate counts); 6 wrong answers: error results,
+dead letters, silent duplicates, or accuracy below loadtest.MIN_ACCURACY.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 
@@ -33,11 +39,12 @@ from asyncinfer.tools.chaos import (
     RssSampler,
     Victim,
     WorkerKiller,
+    audit_failures,
     stack_victims,
     still_queued,
 )
 from asyncinfer.tools.commands.tables import measures_table
-from asyncinfer.tools.loadtest import run_load
+from asyncinfer.tools.loadtest import MIN_ACCURACY, new_run_id, run_load
 from asyncinfer.tools.local.emulator import EmulatorError
 from asyncinfer.tools.local.stack import LocalStack, LocalStackConfig
 
@@ -53,13 +60,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spike", type=int, default=0, metavar="N",
                         help="publish N requests at once (overrides --count and --rate)")
     parser.add_argument("--rate", type=float, default=None,
-                        help="requests/s; default spreads submission over the kill schedule (0 = flat out)")
-    parser.add_argument("--kill-interval", type=float, default=3.0, help="mean seconds between kills")
+                        help="requests/s; default spreads submission over about --kill-interval s per kill "
+                             "plus 10 s (0 = flat out)")
+    parser.add_argument("--kill-interval", type=float, default=3.0,
+                        help="seconds of submission per planned kill, for the default --rate; the kills "
+                             "themselves are due at answer counts spread over 10-70%% of the requests")
     parser.add_argument("--max-workers", type=int, default=2)
     parser.add_argument("--min-workers", type=int, default=None,
                         help="pool floor; default = --max-workers, so every kill is replaced at once")
     parser.add_argument("--max-batch-size", type=int, default=32)
-    parser.add_argument("--queue", default="chaos", help="queue name (several runs may share an emulator)")
+    parser.add_argument("--queue", default=None,
+                        help="queue name; default chaos-<run id>, a fresh queue, so no earlier run's leftovers "
+                             "are in it")
     parser.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra worker setting, e.g. ASYNCINFER_RESULT_CACHE_SIZE=0 (repeatable)")
     parser.add_argument("--seed", type=int, default=11)
@@ -79,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
     count = args.spike or args.count
     kills = args.sigkills + args.sigterms
     rate = _rate(args, count, kills)
+    run_id = new_run_id()
     config = LocalStackConfig(
-        queue=args.queue,
+        queue=args.queue or f"chaos-{run_id}",
         max_workers=args.max_workers,
         min_workers=args.max_workers if args.min_workers is None else args.min_workers,
         max_batch_size=args.max_batch_size,
@@ -89,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     )
     console.print(
         f"[bold]asyncinfer chaos[/]: {count} requests at {'full speed' if rate == 0 else f'{rate:.0f}/s'}, "
-        f"{args.sigkills} SIGKILL + {args.sigterms} SIGTERM, {args.max_workers} workers, seed {args.seed}"
+        f"{args.sigkills} SIGKILL + {args.sigterms} SIGTERM, {args.max_workers} workers, seed {args.seed}, "
+        f"run {run_id} on queue {config.queue}"
     )
     started = time.monotonic()
     try:
@@ -101,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     controller = stack.controller
     killer = WorkerKiller(
         stack_victims(controller.workers), sigkills=args.sigkills, sigterms=args.sigterms, seed=args.seed,
-        mean_interval_s=args.kill_interval,
+        total=count,
     )
     rss = _rss_sampler(lambda: [w.pid for w in controller.workers()], console)
     try:
@@ -117,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                 load = run_load(
                     client, count, rate=rate, seed=args.seed, timeout_s=args.timeout,
                     show_progress=not args.quiet, peak_workers=lambda: controller.stats.peak_workers,
-                    during=killer.tick,
+                    during=killer.tick, holds=killer.holds, run_id=run_id,
                 )
                 unanswered_ids = {r for r in client.submitted_at if r not in client.answers}
                 still_there: set[str] = set()
@@ -136,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                     default=0.0,
                 )
                 duplicate_ids = sum(1 for n in client.duplicate_answers.values() if n)
-            seen = audit.summary()
+            seen = audit.summary(load.labels)
         finally:
             audit.close()
     finally:
@@ -167,8 +181,17 @@ def run(args: argparse.Namespace) -> int:
         max_rss_mb=max(rss.peak_mb().values(), default=None) if rss is not None else None,
         max_rss_growth_mb=rss.max_growth_mb() if rss is not None else None,
         error_codes=load.error_codes,
-        kill_log=[{"at_s": k.at_s, "pid": k.pid, "signal": k.signal} for k in killer.kills],
+        kill_log=[{"at_s": k.at_s, "at_answered": k.at_answered, "pid": k.pid, "signal": k.signal}
+                  for k in killer.kills],
+        queue=config.queue,
+        run_id=run_id,
+        accuracy=load.accuracy,
+        min_accuracy=MIN_ACCURACY,
+        audit={**asdict(seen), "accuracy": seen.accuracy},
     )
+    blind = audit_failures(seen, load.ok + load.error, MIN_ACCURACY)
+    wrong = [f for f in load.failures(MIN_ACCURACY) if "not answered" not in f]
+    report.failures = [*blind, *wrong]
     _print(console, report)
     if len(killer.kills) < killer.planned:
         console.print(
@@ -187,6 +210,12 @@ def run(args: argparse.Namespace) -> int:
     if args.max_rss_mb is not None and report.max_rss_mb is not None and report.max_rss_mb > args.max_rss_mb:
         console.print(f"[red bold]a worker's RSS reached {report.max_rss_mb} MB > {args.max_rss_mb} MB[/]")
         return 4
+    for failure in report.failures:
+        console.print(f"[red bold]{failure}[/]")
+    if blind:
+        return 5
+    if wrong:
+        return 6
     return 0
 
 
@@ -232,6 +261,12 @@ def _print(console: Console, report: ChaosReport) -> None:
         ("duplicate results (ids)", f"{report.duplicate_results} ({report.duplicate_result_ids})"),
         ("redelivered / replayed results", f"{report.redelivered_results} / {report.replayed_results}"),
         ("silent duplicates (ids)", report.unmarked_duplicate_ids),
+        ("audit: results seen (this run's ids)",
+         f"{report.audit.get('results_this_run')} ({report.audit.get('ids_seen')} of {report.submitted})"),
+        ("audit: unreadable results / failed pulls",
+         f"{report.audit.get('unparseable')} / {report.audit.get('pull_errors')}"),
+        ("accuracy, first answers / every ok result (threshold)",
+         f"{_percent(report.accuracy)} / {_percent(report.audit.get('accuracy'))} ({report.min_accuracy:.0%})"),
         ("kills (planned)", f"{', '.join(f'{k} {v}' for k, v in sorted(report.kills.items())) or 'none'} "
                             f"({report.kills_planned})"),
         ("workers replaced", report.workers_replaced),
@@ -244,3 +279,7 @@ def _print(console: Console, report: ChaosReport) -> None:
         ("max RSS growth under load (MB)", report.max_rss_growth_mb if report.max_rss_growth_mb is not None else "n/a"),
     ]
     console.print(measures_table("chaos run", rows))
+
+
+def _percent(value: float | None) -> str:
+    return f"{value:.2%}" if value is not None else "n/a"

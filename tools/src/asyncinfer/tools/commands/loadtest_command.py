@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     peak = 0
 
-    def watch(_: float) -> None:
+    def watch(_: int) -> None:
         nonlocal peak
         try:
             workers = read_state(args.state_dir)["workers"]
