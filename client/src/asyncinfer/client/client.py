@@ -1,8 +1,11 @@
 """The Python client: submit requests, collect results, wait for answers.
 
 A client owns two subscriptions for its lifetime, one on the results topic and one on the dead-letter
-topic, created before anything is submitted so no answer can slip past. Each request id maps to its
-first answer; later answers for the same id are counted as duplicates, not treated as new results.
+topic, created before anything is submitted so no answer can slip past. Answers are delivered at least
+once, not exactly once: the same request can be answered twice (a worker killed between publish and
+ack, a lapsed lease, a failed ack), always under the same request id. This client is where that is
+made exactly one answer per id: each request id maps to its first answer; later answers for the same
+id are counted in `duplicate_answers`, not treated as new results.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class InferenceRequest(BaseModel):
     input_uri: str | None = Field(
         default=None, description="The input by reference (file:// locally, gs:// in the cloud): claim check."
     )
-    #: 0 (lowest) to 9. Carried now; priority lanes are a later subscription per level.
+    #: 0 (lowest) to 9. Validated and carried, ignored today: one requests topic, served in arrival order.
     priority: Annotated[int, Field(ge=0, le=9)] = Field(default=0, description="0 (lowest) to 9.")
     #: After this instant the answer is useless: the worker answers `deadline_exceeded` instead.
     deadline: dt.datetime | None = Field(

@@ -22,6 +22,8 @@ class QueueTopology:
     min_retry_backoff_s: int = 10
     max_retry_backoff_s: int = 600
     message_retention_s: int = 7 * 24 * 3600
+    #: Only Pub/Sub's flag on the workers' subscription: the worker does not change with it, so answers
+    #: stay at least once and clients still de-duplicate by request id.
     exactly_once_delivery: bool = False
 
     def __post_init__(self) -> None:

@@ -294,8 +294,8 @@ def still_queued(project: str, subscription: str, wanted: set[str], window_s: fl
     """Which of `wanted` request ids are still in the subscription: pulled and handed straight back.
 
     Tells "late" from "lost": an unanswered request that is still queued will be answered; one that
-    is neither answered nor queued is gone. Leases held by killed workers lapse only after the stream
-    ack deadline (60 s), so `window_s` must outlast it for the sweep to see those messages.
+    is neither answered nor queued is gone. Leases held by killed workers lapse only after their last
+    extension (30 s), so `window_s` must outlast that for the sweep to see those messages.
     """
     subscriber = subscriber_client()
     path = subscriber.subscription_path(project, subscription)

@@ -48,8 +48,8 @@ from asyncinfer.tools.loadtest import MIN_ACCURACY, new_run_id, run_load
 from asyncinfer.tools.local.emulator import EmulatorError
 from asyncinfer.tools.local.stack import LocalStack, LocalStackConfig
 
-#: Longer than the stream ack deadline (60 s) the client library asks for, after which the leases of a
-#: SIGKILLed worker lapse and its messages are visible again.
+#: Longer than the longest lease a SIGKILLed worker can leave behind (a 30 s extension; 10 s for
+#: messages not yet extended), after which its messages are visible again.
 SWEEP_WINDOW_S = 75.0
 
 
