@@ -23,6 +23,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from asyncinfer.components.gpu_driver import (
+    DEFAULT_DRIVER_BRANCH,
+    DEFAULT_IMAGE_CUDA,
+    DriverMismatchError,
+    check_driver_branch,
+)
 from asyncinfer.components.worker_pool import CustomMetric
 from asyncinfer.core import gce, validation
 from asyncinfer.core.policy import ScalingPolicy, reaction_time_s
@@ -101,8 +107,7 @@ class StackConfig(BaseModel):
     enable_secure_boot: bool = False
     #: Unset: the ASSUMED 90 s with a baked image, 90 + 420 s without (see `image_baked`).
     boot_to_ready_s: int = Field(default=gce.BOOT_TO_READY_ASSUMED_S, ge=1, le=3600)
-    #: False for an existingImage/existingFamily that lacks the driver or the worker image, so every
-    #: new VM installs and pulls them at boot.
+    #: Only true is supported: the VMs install nothing at boot (false is refused with the fix).
     image_baked: bool = True
 
     # --- scaling (GCE's autoscaler names)
@@ -144,8 +149,20 @@ class StackConfig(BaseModel):
 
     # --- image (unset driver branch: BakedImageArgs' default)
     driver_branch: str | None = Field(default=None, pattern=r"^\d+$")
+    #: CUDA major.minor of the worker image: the driver branch must be new enough (gpu_driver's table).
+    image_cuda_version: str = DEFAULT_IMAGE_CUDA
     existing_image: str | None = None
     existing_family: str | None = None
+    #: The bake VM's service account (email); unset: one is created per model.
+    bake_service_account: str | None = None
+    #: Grant registry read on the image's repository (wherever it lives) to the bake and the workers;
+    #: false when the registry's owners grant it themselves.
+    grant_registry_read: bool = True
+
+    # --- claim-check storage (gs:// inputs, large outputs)
+    #: An existing bucket's name; unset: the stack creates `<model>-claims-<hash>`.
+    storage_bucket: str | None = None
+    claim_retention_days: int = Field(default=7, ge=1, le=3650)
 
     # --- monitoring
     notification_channels: list[str] = Field(default_factory=list)
@@ -211,7 +228,8 @@ class StackConfig(BaseModel):
         if self.zone is not None and not self.zone.startswith(f"{self.region}-"):
             problems.append(f"gcp:zone {self.zone!r} is not in gcp:region {self.region!r}; pick a zone of that region.")
         zone_problems = validation.zones_of_region(self.region, self.pool_zones, key)
-        if self.distribution_policy_zones is None and self.zone is None and not self.pool_zones:
+        known_region = gce.region_zones(self.region) is not None
+        if known_region and self.distribution_policy_zones is None and self.zone is None and not self.pool_zones:
             zone_problems = [
                 f"{key('gpu_type')}: no zone of {self.region} offers {self.gpu_type} (GPU table as of "
                 f"{gce.zone_table_as_of()}); choose another gcp:region or {key('gpu_type')}."
@@ -219,10 +237,18 @@ class StackConfig(BaseModel):
         problems += zone_problems or validation.gpu_offered(self.gpu_type, self.region, self.pool_zones, key)
         if self.existing_image and self.existing_family:
             problems.append(f"{key('existing_image')} and {key('existing_family')}: set one of them, not both.")
-        if not self.image_baked and not (self.existing_image or self.existing_family):
+        try:
+            check_driver_branch(self.driver_branch or DEFAULT_DRIVER_BRANCH, self.image_cuda_version)
+        except DriverMismatchError as exc:
+            problems.append(str(exc))
+        if not self.image_baked:
+            # The startup script installs nothing: a VM from an unbaked image would only report itself
+            # unhealthy (no Docker, no driver) and be recreated by the autohealer, forever.
             problems.append(
-                f"{key('image_baked')}: false only describes an {key('existing_image')} / {key('existing_family')}; "
-                "without one the stack bakes its own image. Remove the key or name the image."
+                f"{key('image_baked')}: false is not supported: the VMs install no NVIDIA driver, Docker or "
+                "NVIDIA container toolkit at boot. Remove the key and let the stack bake its image, or bake "
+                f"{key('existing_image')} / {key('existing_family')} with asyncinfer.components' bake/ "
+                "(Packer template and scripts)."
             )
         problems += validation.latency_goal_beyond_reaction(
             self.latency_goal_s,
