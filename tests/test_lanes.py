@@ -145,7 +145,7 @@ def test_lane_recommendation_keeps_the_floor_and_the_cap_and_needs_every_backlog
 
 def test_fallback_grows_only_beyond_what_the_full_spot_pool_owns_and_shrinks_when_spot_catches_up() -> None:
     spot = lane_assignments(LANES, 3.2, 270)
-    fallback = fallback_assignments(spot, spot_max_replicas=20)
+    fallback = fallback_assignments(spot, factor=20)
     base = ScalingPolicy(min_replicas=0, max_replicas=10, throughput_per_replica=3.2, reaction_s=270)
     spot_policy = lane_policies(dataclasses.replace(base, max_replicas=20), spot)
     fallback_policy = lane_policies(base, fallback)
@@ -156,8 +156,8 @@ def test_fallback_grows_only_beyond_what_the_full_spot_pool_owns_and_shrinks_whe
     assert recommended_for_lanes(outrun, fallback_policy) == 4
     assert recommended_for_lanes({"interactive": 0, "bulk": 0}, fallback_policy) == 0
     assert recommended_workers(0, fallback_policy["bulk"]) == 0
-    with pytest.raises(LaneError):
-        fallback_assignments(spot, 0)
+    with pytest.raises(LaneError, match="must be > 1"):
+        fallback_assignments(spot, 1)
 
 
 def _w(priority: int, published_at: float, goal: float = 600.0) -> Waiting:
@@ -196,3 +196,24 @@ def test_choose_batch_edges() -> None:
     assert choose_batch([], now=0.0, max_batch=4) == []
     with pytest.raises(ValueError):
         choose_batch([_w(0, 0.0)], now=0.0, max_batch=0)
+
+
+def test_a_batch_takes_the_oldest_of_every_lane_even_past_the_boost_quota() -> None:
+    now = 5000.0
+    boosted = [_w(0, now - 500 - i) for i in range(10)]
+    fresh_bulk = [_w(0, now - 5 - i) for i in range(5)]
+    held = [*boosted, _w(1, now - 1, 420), *fresh_bulk]
+    batch = choose_batch(held, now=now, max_batch=8)
+    assert 10 in batch  # the interactive one
+    bulk = sorted(held[i].published_at for i in batch if held[i].priority == 0)
+    oldest_seven = sorted(w.published_at for w in held if w.priority == 0)[:7]
+    assert bulk == oldest_seven
+
+
+def test_a_fallback_can_watch_some_lanes_only() -> None:
+    spot = lane_assignments(LANES, 3.2, 270)
+    assert fallback_assignments(spot, 20, watched=["interactive"]) == {"interactive": 20 * spot["interactive"]}
+    with pytest.raises(LaneError, match="must watch one or more of the lanes"):
+        fallback_assignments(spot, 20, watched=["urgent"])
+    with pytest.raises(LaneError, match="must watch one or more"):
+        fallback_assignments(spot, 20, watched=[])

@@ -247,19 +247,37 @@ def recommended_for_lanes(backlogs: Mapping[str, float], policies: Mapping[str, 
     return max(recommended_workers(backlogs[name], policy, floor) for name, policy in policies.items())
 
 
-def fallback_assignments(spot_assignments: Mapping[str, float], spot_max_replicas: int) -> dict[str, float]:
-    """The fallback pool's assignment per lane: what the WHOLE Spot pool owns at its largest.
+def fallback_assignments(
+    spot_assignments: Mapping[str, float], factor: float, watched: Iterable[str] | None = None
+) -> dict[str, float]:
+    """The fallback pool's assignment per lane: `factor` times the Spot pool's.
 
-    Both pools watch the same lane metrics. While the Spot pool can own the backlog (B <= max_spot *
-    A), the fallback's recommendation ceil(B / (max_spot * A)) is at most one VM; it grows by one VM
-    per further max_spot * A of backlog, which only piles up when Spot cannot be had (a stockout) or
-    a spike exceeds the Spot pool's cap, and shrinks as soon as Spot drains the backlog again. The
-    one VM is GCE's rule (any backlog asks for at least one VM); it is also the fallback's
-    standby: when Spot goes away, the upper lanes already have a worker.
+    Both pools watch the same lane metrics; the fallback recommends 1 / factor of what the Spot
+    pool recommends. With factor = the Spot pool's max_replicas, the fallback's recommendation
+    ceil(B / (max_spot * A)) stays at one VM while the full Spot pool could own the backlog, and
+    grows only with backlog beyond that, which piles up when Spot cannot be had (a stockout) or a
+    spike exceeds the Spot pool's cap; it shrinks as soon as Spot drains the backlog again. A
+    smaller factor gives the fallback a share of every spike, and the lower lanes more capacity
+    during a stockout (docs/CAPACITY.md compares both).
+
+    The one VM is GCE's rule (any backlog asks for at least one VM, so a pool can scale from zero):
+    it is the fallback's standby, so the upper lanes have a worker the moment Spot goes away, and
+    it is most of what the fallback costs when nothing goes wrong. `watched` limits the fallback to
+    some lanes (e.g. only `interactive`): its standby then runs only while those lanes hold work.
     """
-    if spot_max_replicas < 1:
-        raise LaneError("spot_max_replicas must be at least 1.")
-    return {name: a * spot_max_replicas for name, a in spot_assignments.items()}
+    if not factor > 1:
+        raise LaneError(
+            f"the fallback's assignment factor is {factor}; it must be > 1 so the fallback grows only when "
+            "the backlog outruns the Spot pool (the Spot pool's max_replicas is the strict choice)."
+        )
+    names = list(spot_assignments) if watched is None else list(watched)
+    unknown = sorted(set(names) - set(spot_assignments))
+    if unknown or not names:
+        raise LaneError(
+            f"the fallback must watch one or more of the lanes ({', '.join(spot_assignments)}); got "
+            f"{', '.join(unknown) or 'none'}."
+        )
+    return {name: spot_assignments[name] * factor for name in names}
 
 
 # --- serving order ----------------------------------------------------------------------------
@@ -282,26 +300,24 @@ def choose_batch(held: Sequence[Waiting], now: float, max_batch: int) -> list[in
     """Which held messages go into the next batch (indices into `held`), in serving order.
 
     Higher priority first, oldest first within a lane. A message of a lower lane that has waited
-    long enough to risk its goal is boosted ahead of fresh higher-lane work, but while such work
-    waits, boosted messages take at most MAX_BOOSTED_SHARE_OF_BATCH of the batch. Lanes share a
-    batch (measured: docs/CAPACITY.md "Priority lanes"): a batch that is not full wastes the GPU's
-    per-batch cost, and one model serves every lane.
+    long enough to risk its goal is boosted ahead of fresh higher-lane work, oldest first, up to
+    MAX_BOOSTED_SHARE_OF_BATCH of the batch; boosted messages beyond that keep their own lane's
+    place. Within a lane the order stays oldest first, so a batch takes a prefix of every lane.
+    Lanes share a batch (measured: docs/CAPACITY.md "Priority lanes"): a batch that is not full
+    wastes the GPU's per-batch cost, and one model serves every lane.
     """
     if max_batch < 1:
         raise ValueError("max_batch must be at least 1.")
     top = max((w.priority for w in held), default=0)
-    boosted = [i for i, w in enumerate(held) if w.priority < top and w.at_risk(now)]
-    boosted_set = set(boosted)
-    boosted.sort(key=lambda i: held[i].published_at)
-    fresh = sorted((i for i in range(len(held)) if i not in boosted_set),
-                   key=lambda i: (-held[i].priority, held[i].published_at))
-    if not boosted:
-        return fresh[:max_batch]
-    quota = max(1, math.floor(max_batch * MAX_BOOSTED_SHARE_OF_BATCH)) if fresh else max_batch
-    chosen = boosted[:quota]
-    chosen += fresh[: max_batch - len(chosen)]
-    chosen += boosted[quota : quota + max_batch - len(chosen)]
-    return chosen
+    boosted = sorted(
+        (i for i, w in enumerate(held) if w.priority < top and w.at_risk(now)), key=lambda i: held[i].published_at
+    )
+    first = boosted[: max(1, math.floor(max_batch * MAX_BOOSTED_SHARE_OF_BATCH))]
+    taken = set(first)
+    rest = sorted(
+        (i for i in range(len(held)) if i not in taken), key=lambda i: (-held[i].priority, held[i].published_at)
+    )
+    return (first + rest)[:max_batch]
 
 
 def lanes_in_order(lanes: Iterable[Lane]) -> list[Lane]:
