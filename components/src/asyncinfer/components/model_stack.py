@@ -83,6 +83,9 @@ class ModelStack(pulumi.ComponentResource):
                 zone=zones[0],
                 worker_image=config.image,
                 model=model,
+                image_cuda_version=config.image_cuda_version,
+                build_service_account=config.bake_service_account,
+                grant_registry_read=config.grant_registry_read,
                 disk_size_gb=config.disk_size_gb,
                 network=config.network,
                 subnetwork=config.subnetwork,
@@ -99,7 +102,13 @@ class ModelStack(pulumi.ComponentResource):
         )
         self.storage = ClaimCheckBucket(
             f"{name}-storage",
-            ClaimCheckBucketArgs(project=config.project, location=config.region, model=model),
+            ClaimCheckBucketArgs(
+                project=config.project,
+                location=config.region,
+                model=model,
+                existing_bucket=config.storage_bucket,
+                retention_days=config.claim_retention_days,
+            ),
             opts=child,
         )
         self.pool = GpuWorkerPool(
@@ -116,6 +125,8 @@ class ModelStack(pulumi.ComponentResource):
                 worker_image=config.image,
                 worker_image_digest=self.image.worker_image_digest,
                 storage_bucket=self.storage.name,
+                image_cuda_version=config.image_cuda_version,
+                grant_registry_read=config.grant_registry_read,
                 policy=config.policy(),
                 schedules=self.schedules,
                 machine_type=config.machine_type,

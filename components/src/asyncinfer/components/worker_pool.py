@@ -18,6 +18,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from asyncinfer.components.boot_scripts import render_shutdown_script, render_startup_script
+from asyncinfer.components.gpu_driver import DEFAULT_IMAGE_CUDA
 from asyncinfer.components.registry import pinned_reference, registry_reader_grant
 from asyncinfer.components.schedule_scaler import ScheduleScaler
 from asyncinfer.core import gce, validation
@@ -73,6 +74,10 @@ class GpuWorkerPoolArgs:
     #: The claim-check bucket (`ClaimCheckBucket.name`): object read + object create on it, and
     #: ASYNCINFER_RESULTS_URI_PREFIX=gs://<bucket>/results.
     storage_bucket: pulumi.Input[str] | None = None
+    #: CUDA major.minor of the worker image: the boot refuses a driver older than it needs.
+    image_cuda_version: str = DEFAULT_IMAGE_CUDA
+    #: roles/artifactregistry.reader on the image's repository (in the project the reference names).
+    grant_registry_read: bool = True
     policy: ScalingPolicy = field(default_factory=ScalingPolicy)
     schedules: ScheduleScaler | None = None
     #: ANY or BALANCED: both move a scale-out to zones with capacity (see gce.TARGET_SHAPES).
@@ -252,7 +257,8 @@ class GpuWorkerPool(pulumi.ComponentResource):
             )
 
         # Registry read where the registry lives (the reference names its project), not on this one.
-        registry_reader_grant(f"{name}-registry-reader", args.worker_image, member, opts=child)
+        if args.grant_registry_read:
+            registry_reader_grant(f"{name}-registry-reader", args.worker_image, member, opts=child)
         results_prefix: pulumi.Input[str] | None = None
         if args.storage_bucket is not None:
             # Exactly what the claim check needs: read inputs, create outputs; no list, no delete.
@@ -285,6 +291,7 @@ class GpuWorkerPool(pulumi.ComponentResource):
                     **(worker_environment(results_uri_prefix=v[4]) if v[4] else {}),
                     **args.worker_env,
                 },
+                image_cuda=args.image_cuda_version,
             )
         )
 
