@@ -12,11 +12,12 @@ from collections.abc import Mapping
 
 from asyncinfer.components.gpu_driver import DEFAULT_IMAGE_CUDA, min_driver
 from asyncinfer.components.package_files import boot_file, boot_script
+from asyncinfer.core import gce
 
 #: Spot preemption leaves about 30 s between the ACPI signal and the power-off.
-PREEMPTION_NOTICE_S = 30
+PREEMPTION_NOTICE_S = gce.SPOT_NOTICE_S
 #: `docker stop -t`: SIGTERM, then SIGKILL after this long; the worker's drain bound stays below it.
-STOP_TIMEOUT_S = 25
+STOP_TIMEOUT_S = gce.STOP_TIMEOUT_S
 #: The shutdown script's own bound on `docker stop` (2 s of metadata query before it, 1 s of kill
 #: grace after it): the script ends before the power-off even if dockerd hangs.
 SHUTDOWN_BUDGET_S = PREEMPTION_NOTICE_S - 4
