@@ -64,3 +64,22 @@ def test_dashboard_and_alerts_name_their_own_subscription(engine: Engine) -> Non
         assert len(titles) == 5
         text = json.dumps(dashboard)
         assert f"{model}-requests-workers" in text and f"{model}-dead-letter-hold" in text and other not in text
+
+
+def test_dashboard_json_is_stable_and_in_the_apis_own_shape() -> None:
+    """No diff on every `pulumi up`: the same text each time, no floats, the API's defaults spelt out."""
+    from asyncinfer.components.monitoring import dashboard_json
+
+    args = ("symbols", "symbols-requests-workers", "symbols-dead-letter-hold", ["symbols-workers"])
+    text = dashboard_json(*args)
+    assert text == dashboard_json(*args)
+    assert json.dumps(json.loads(text), sort_keys=True, indent=2) == text  # keys sorted, one layout
+    floats: list[float] = []
+    json.loads(text, parse_float=lambda v: floats.append(float(v)) or float(v))
+    assert floats == []
+    dashboard = json.loads(text)
+    assert dashboard["gridLayout"]["columns"] == "2"  # int64 as the API returns it
+    for widget in dashboard["gridLayout"]["widgets"]:
+        chart = widget["xyChart"]
+        assert chart["chartOptions"] == {"mode": "COLOR"} and chart["yAxis"]["scale"] == "LINEAR"
+        assert all(d["targetAxis"] == "Y1" and d["minAlignmentPeriod"] == "60s" for d in chart["dataSets"])

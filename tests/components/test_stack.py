@@ -163,6 +163,7 @@ def test_whole_stack_graph(engine: Engine) -> None:
         "gcp:pubsub/subscription:Subscription": 2,
         "gcp:pubsub/topicIAMMember:TopicIAMMember": 2,
         "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember": 2,
+        "gcp:projects/serviceIdentity:ServiceIdentity": 1,
         "gcp:serviceaccount/account:Account": 1,
         "gcp:projects/iAMMember:IAMMember": 2,
         "gcp:compute/instanceTemplate:InstanceTemplate": 1,

@@ -59,18 +59,27 @@ class MonitoringArgs:
 
 
 def _chart(title: str, filter_: str, aligner: str, reducer: str | None = None) -> dict[str, Any]:
-    aggregation: dict[str, Any] = {"alignmentPeriod": "60s", "perSeriesAligner": aligner}
+    # Written the way the Monitoring API returns it (its defaults spelt out: targetAxis, chartOptions,
+    # yAxis, minAlignmentPeriod, empty lists), so the provider finds nothing to change on the next
+    # `pulumi up` (terraform-provider-google #7242, #16173: perma-diffs from the API's normalization).
+    aggregation: dict[str, Any] = {"alignmentPeriod": "60s", "perSeriesAligner": aligner, "groupByFields": []}
     if reducer:
         aggregation["crossSeriesReducer"] = reducer
     return {
         "title": title,
         "xyChart": {
+            "chartOptions": {"mode": "COLOR"},
             "dataSets": [
                 {
-                    "timeSeriesQuery": {"timeSeriesFilter": {"filter": filter_, "aggregation": aggregation}},
+                    "minAlignmentPeriod": "60s",
                     "plotType": "LINE",
+                    "targetAxis": "Y1",
+                    "timeSeriesQuery": {"timeSeriesFilter": {"filter": filter_, "aggregation": aggregation}},
                 }
-            ]
+            ],
+            "thresholds": [],
+            "timeshiftDuration": "0s",
+            "yAxis": {"label": "y1Axis", "scale": "LINEAR"},
         },
     }
 
@@ -96,8 +105,10 @@ def dashboard_json(model: str, subscription: str, dead_letter_subscription: str,
             "Processing latency p95 (ms)", subscription_filter("ack_latencies", subscription), "ALIGN_PERCENTILE_95"
         ),
     ]
-    layout = {"columns": 2, "widgets": tiles}
-    return json.dumps({"displayName": f"asyncinfer {model}", "gridLayout": layout}, sort_keys=True)
+    # int64 fields come back from the API as JSON strings ("2"), and keys in a fixed order: the same
+    # text on every run, no float that could print differently.
+    layout = {"columns": "2", "widgets": tiles}
+    return json.dumps({"displayName": f"asyncinfer {model}", "gridLayout": layout}, sort_keys=True, indent=2)
 
 
 def _threshold(

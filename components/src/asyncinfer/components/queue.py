@@ -54,11 +54,6 @@ class QueueArgs:
         return cls(topology=QueueTopology(name=name), **kwargs)  # type: ignore[arg-type]
 
 
-def pubsub_service_agent(project_number: str) -> str:
-    """The Google-managed account that moves messages to a dead-letter topic."""
-    return f"serviceAccount:service-{project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-
-
 class Queue(pulumi.ComponentResource):
     """Requests topic, workers' pull subscription with retries and dead-lettering, results topic."""
 
@@ -146,10 +141,12 @@ class Queue(pulumi.ComponentResource):
         )
 
         # Without these two grants the service agent cannot forward, and messages retry forever.
-        project_number = gcp.organizations.get_project_output(
-            project_id=args.project, opts=pulumi.InvokeOutputOptions(parent=self)
-        ).number
-        agent = project_number.apply(pubsub_service_agent)
+        # ServiceIdentity names the agent (and creates it in a project that has none yet) through the
+        # Service Usage API; looking up the project number instead needs the Cloud Resource Manager API.
+        agent_identity = gcp.projects.ServiceIdentity(
+            f"{name}-pubsub-agent", project=args.project, service="pubsub.googleapis.com", opts=child
+        )
+        agent = agent_identity.email.apply(lambda email: f"serviceAccount:{email}")
         gcp.pubsub.TopicIAMMember(
             f"{name}-dead-letter-publisher",
             topic=dead_letter_topic.name,
