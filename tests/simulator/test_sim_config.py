@@ -81,7 +81,8 @@ def test_simulator_and_components_derive_the_same_policy() -> None:
         values = {"asyncinfer:image": "r/i:1", "gcp:project": "p", "asyncinfer:latencyGoalS": str(goal),
                   "asyncinfer:throughputPerReplica": str(sim.batch.full_batch_throughput)}
         if not baked:
-            values |= {"asyncinfer:existingFamily": "dlvm", "asyncinfer:imageBaked": "false"}
+            # The stack only deploys baked images; an image that boots slower says so in bootToReadyS.
+            values |= {"asyncinfer:bootToReadyS": str(int(sim.ready_after_s))}
         stack = parse_stack_config(values, stack="symbols")
         assert stack.reaction_s == sim.reaction_s
         assert stack.policy().assignment == pytest.approx(sim.policy().assignment)

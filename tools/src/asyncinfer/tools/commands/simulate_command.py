@@ -1,4 +1,8 @@
-"""`asyncinfer simulate`: cost and latency of configurations, and of the synchronous baseline, on a trace."""
+"""`asyncinfer simulate`: cost and latency of any mix of designs on a trace.
+
+Designs (`kind` in a configuration): our pool ("async", optionally with a waker and/or a standby pool),
+the synchronous fleet ("sync"), GKE with KEDA ("gke-keda") and Cloud Run GPU ("cloud-run").
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from asyncinfer.tools.simulator.config import AsyncConfig, ConfigError, SyncConfig
+from asyncinfer.tools.simulator.config import AsyncConfig, ConfigError, Design, SyncConfig
 from asyncinfer.tools.simulator.report import print_table, report_document, wide_console, write_json
 from asyncinfer.tools.simulator.runner import DEFAULT_BASELINE, read_configs, read_trace, run_all
 from asyncinfer.tools.simulator.traces import TraceError
@@ -34,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     try:
         trace = read_trace(args.trace, args.start, args.seed)
-        configs: list[AsyncConfig | SyncConfig] = read_configs(args.config) or [AsyncConfig(name="async-spot")]
+        configs: list[Design] = read_configs(args.config) or [AsyncConfig(name="async-spot")]
     except (OSError, TraceError, ConfigError) as exc:
         err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         return 2

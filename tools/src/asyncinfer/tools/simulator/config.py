@@ -1,8 +1,10 @@
 """What a simulation run is told: one model of an asyncinfer pool, or of the synchronous fleet.
 
 Configuration files are JSON, or YAML where PyYAML is installed. A file holds one configuration, a
-list of them, or {"configs": [...]}; `kind` says which design each is ("async", the default, or
-"sync"). Every field has a default, so `{"name": "x", "max_vms": 4}` is a whole configuration.
+list of them, or {"configs": [...]}; `kind` says which design each is: "async" (our pool, the
+default; with `waker` and/or `standby` for the faster-wake designs), "sync" (always-on servers),
+"gke-keda" (GKE, Spot GPU node pool, KEDA) or "cloud-run" (Cloud Run GPU behind a push
+subscription). Every field has a default, so `{"name": "x", "max_vms": 4}` is a whole configuration.
 """
 
 from __future__ import annotations
@@ -71,6 +73,33 @@ class CalendarConfig(_Strict):
         )
 
 
+class WakerConfig(_Strict):
+    """A push subscription on the requests topic to a tiny service that raises the autoscaler's
+    min_replicas to 1 the moment a message arrives at an empty pool (autoscalers.patch: the MIG's own
+    size cannot be set while the autoscaler owns it), and lowers it again after `hold_s`, once the
+    backlog metric has caught up."""
+
+    delay_s: float = Field(default=assumed.WAKER_DELAY_S.value, ge=0)
+    hold_s: float = Field(default=assumed.METRIC_PERIOD_S.value + assumed.METRIC_LAG_S.value, ge=0)
+    usd_per_million: float = Field(default=assumed.WAKER_USD_PER_MILLION.value, ge=0)
+
+
+class StandbyConfig(_Strict):
+    """A MIG standby pool of stopped VMs (standbyPolicy mode SCALE_OUT_POOL): a scale-out starts one of
+    them instead of creating a VM, and the MIG replenishes the pool afterwards (a new VM boots and
+    stops). Whether standby pools take Spot GPU VMs was not found documented: unverified."""
+
+    size: int = Field(default=1, ge=1)
+    start_s: float = Field(default=assumed.STANDBY_START_S.value, ge=0)
+    disk_gb: float = Field(default=100.0, gt=0)
+    disk_usd_per_gb_month: float = Field(default=assumed.DISK_USD_PER_GB_MONTH.value, ge=0)
+
+    @property
+    def usd_per_hour(self) -> float:
+        """Disks of the stopped VMs: what the pool costs while nobody uses it (730 h a month)."""
+        return self.size * self.disk_gb * self.disk_usd_per_gb_month / 730.0
+
+
 class AsyncConfig(_Strict):
     """A pool of pull-based GPU workers in one zonal MIG, scaled by GCE on the subscription backlog."""
 
@@ -118,6 +147,13 @@ class AsyncConfig(_Strict):
     max_delivery_attempts: int = Field(default=5, ge=1)
 
     price_per_hour: float | None = Field(default=None, ge=0)
+    #: Faster wake from an empty pool: a waker (push subscription + min_replicas) and/or a standby pool.
+    waker: WakerConfig | None = None
+    standby: StandbyConfig | None = None
+    #: Fixed costs per hour whatever the load (a cluster fee, a system node).
+    overhead_usd_per_hour: float = Field(default=0.0, ge=0)
+    #: A removed worker's machine stays billed this long (GKE: the node waits to be unneeded).
+    billing_tail_s: float = Field(default=0.0, ge=0)
     seed: int = 0
     #: How long past the trace's end the pool may keep draining before what is left counts as lost.
     drain_limit_s: float = Field(default=86_400.0, ge=0)
@@ -223,7 +259,97 @@ class SyncConfig(_Strict):
         return price_per_hour(self.gpu, self.spot, self.price_per_hour)
 
 
-AnyConfig = Annotated[AsyncConfig | SyncConfig, Field(discriminator="kind")]
+class GkeKedaConfig(_Strict):
+    """GKE with a Spot L4 node pool that scales to zero and KEDA's gcp-pubsub scaler on the pods.
+
+    Modelled with the pool's engine, because its mechanics are the same shape: KEDA polls the same
+    Cloud Monitoring backlog metric (60 s sampling, up to 120 s late) every 30 s, pods ask for GPU
+    nodes, and the cluster autoscaler creates a node (assumed 300 s to a ready pod). Pods leave after
+    KEDA's 300 s cooldown (and the HPA's 300 s scale-down stabilization); a node is removed 600 s
+    after it is unneeded and billed until then. The cluster fee and an always-on system node are
+    fixed costs. One pod per node (one L4 each), batching like the pool's workers.
+    """
+
+    kind: Literal["gke-keda"]
+    name: str = "gke-keda-spot"
+    spot: bool = True
+    gpu: str = "nvidia-l4"
+    #: KEDA minReplicaCount (pods, hence GPU nodes, kept when idle).
+    min_nodes: int = Field(default=0, ge=0)
+    max_nodes: int = Field(default=10, ge=1)
+    latency_goal_s: float = Field(default=600.0, gt=0)
+    #: KEDA's target messages per replica; None: our pool's own assignment for the same goal and
+    #: batch timing (1,056 by default), so that the two designs differ only in their mechanics.
+    messages_per_replica: float | None = Field(default=None, gt=0)
+    batch: BatchTiming = BatchTiming()
+    node_ready_s: float = Field(default=assumed.GKE_NODE_READY_S.value, ge=0)
+    polling_interval_s: float = Field(default=assumed.KEDA_POLLING_INTERVAL_S.value, ge=0)
+    cooldown_s: float = Field(default=assumed.KEDA_COOLDOWN_S.value, ge=0)
+    scale_down_unneeded_s: float = Field(default=assumed.GKE_SCALE_DOWN_UNNEEDED_S.value, ge=0)
+    cluster_fee_usd_per_hour: float = Field(default=assumed.GKE_CLUSTER_FEE_USD_PER_H.value, ge=0)
+    system_node_usd_per_hour: float = Field(default=assumed.GKE_SYSTEM_NODE_USD_PER_H.value, ge=0)
+    preemptions_per_vm_hour: float = Field(default=assumed.PREEMPTIONS_PER_VM_HOUR.value, ge=0)
+    price_per_hour: float | None = Field(default=None, ge=0)
+    seed: int = 0
+
+    def as_pool(self) -> AsyncConfig:
+        """The same mechanics in the pool's terms: KEDA's poll adds half an interval to the metric's
+        lag on average; KEDA's cooldown is the scale-in stabilization; no GCE scale-in control."""
+        per_replica = self.messages_per_replica or AsyncConfig(
+            latency_goal_s=self.latency_goal_s, batch=self.batch
+        ).policy().assignment
+        return AsyncConfig(
+            name=self.name, gpu=self.gpu, spot=self.spot, min_vms=self.min_nodes, max_vms=self.max_nodes,
+            latency_goal_s=self.latency_goal_s, backlog_per_vm=per_replica, batch=self.batch,
+            boot_s=self.node_ready_s, metric_lag_s=assumed.METRIC_LAG_S.value + self.polling_interval_s / 2,
+            stabilization_s=self.cooldown_s, scale_in_max_vms=None, billing_tail_s=self.scale_down_unneeded_s,
+            overhead_usd_per_hour=self.cluster_fee_usd_per_hour + self.system_node_usd_per_hour,
+            preemptions_per_vm_hour=self.preemptions_per_vm_hour, price_per_hour=self.price_per_hour,
+            seed=self.seed,
+        )
+
+
+class CloudRunConfig(_Strict):
+    """Cloud Run with one L4 GPU per instance behind a Pub/Sub push subscription.
+
+    Each message is one HTTP request; an instance takes up to `concurrency` at once and batches them
+    like a pool worker. Cloud Run adds instances to keep concurrency at 60 % of the maximum, starts one
+    in ~5 s (+ the model's load), bills it whole (instance-based billing: GPU + at least 4 vCPU and
+    16 GiB) from start until it has been idle `idle_s`, on demand only. Messages that find no free
+    instance wait in the subscription (push retries are not modelled: generous to this design).
+    """
+
+    kind: Literal["cloud-run"]
+    name: str = "cloud-run-gpu"
+    max_instances: int = Field(default=10, ge=1)
+    min_instances: int = Field(default=0, ge=0)
+    #: Requests one instance takes at once; None: the batch size.
+    concurrency: int | None = Field(default=None, ge=1)
+    target_concurrency: float = Field(default=assumed.CLOUD_RUN_TARGET_CONCURRENCY.value, gt=0, le=1)
+    batch: BatchTiming = BatchTiming()
+    latency_goal_s: float = Field(default=600.0, gt=0)
+    start_s: float = Field(default=assumed.CLOUD_RUN_GPU_START_S.value + assumed.CLOUD_RUN_MODEL_LOAD_S.value, ge=0)
+    idle_s: float = Field(default=assumed.CLOUD_RUN_IDLE_S.value, ge=0)
+    vcpu: int = Field(default=int(assumed.CLOUD_RUN_MIN_VCPU.value), ge=int(assumed.CLOUD_RUN_MIN_VCPU.value))
+    memory_gib: float = Field(default=assumed.CLOUD_RUN_MIN_MEMORY_GIB.value, ge=assumed.CLOUD_RUN_MIN_MEMORY_GIB.value)
+    gpu_usd_per_s: float = Field(default=assumed.CLOUD_RUN_L4_USD_PER_S.value, ge=0)
+
+    @property
+    def max_batch(self) -> int:
+        return self.concurrency or self.batch.max_batch
+
+    @property
+    def hourly_price(self) -> float:
+        per_s = (
+            self.gpu_usd_per_s
+            + self.vcpu * assumed.CLOUD_RUN_VCPU_USD_PER_S.value
+            + self.memory_gib * assumed.CLOUD_RUN_MEMORY_USD_PER_S.value
+        )
+        return per_s * 3600.0
+
+
+AnyConfig = Annotated[AsyncConfig | SyncConfig | GkeKedaConfig | CloudRunConfig, Field(discriminator="kind")]
+Design = AsyncConfig | SyncConfig | GkeKedaConfig | CloudRunConfig
 _CONFIGS = TypeAdapter(list[AnyConfig])
 
 
@@ -234,7 +360,7 @@ def _with_kind(item: Any) -> Any:
     return item
 
 
-def parse_configs(document: Any, source: str = "<config>") -> list[AsyncConfig | SyncConfig]:
+def parse_configs(document: Any, source: str = "<config>") -> list[Design]:
     items = document.get("configs", document) if isinstance(document, dict) else document
     if isinstance(items, dict):
         items = [items]
@@ -246,7 +372,7 @@ def parse_configs(document: Any, source: str = "<config>") -> list[AsyncConfig |
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def load_configs(path: Path) -> list[AsyncConfig | SyncConfig]:
+def load_configs(path: Path) -> list[Design]:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in (".yaml", ".yml"):
         try:

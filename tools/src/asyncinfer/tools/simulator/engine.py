@@ -15,7 +15,10 @@ schedules through active_floor); this module models only what happens around the
 - a ready worker pulls up to max_batch waiting requests the moment it is idle (streaming pull; the
   batcher's max_wait of milliseconds is negligible against minutes of queueing);
 - billing runs from the request for a VM until it is gone, per second, one-minute minimum; a Spot
-  VM preempted within its first minute is not billed.
+  VM preempted within its first minute is not billed;
+- optional faster wake: a waker raises the floor to 1 for hold_s, delay_s after a message reaches an
+  empty pool; a standby pool of stopped VMs is started (standby.start_s) instead of creating VMs,
+  and each one used is replaced by a VM that boots and stops (billed for its boot).
 
 Events are kept in a heap; a week of ~300k requests is a few hundred thousand events.
 """
@@ -41,7 +44,8 @@ BOOTING, IDLE, BUSY, DRAINING, GONE = range(5)
 
 # Event kinds double as the order of events at one instant: work finishes and VMs come up before
 # the metric is sampled, and a sample is taken before the autoscaler acts on it.
-EV_DONE, EV_READY, EV_GONE, EV_PREEMPT, EV_RETRY, EV_WAKE, EV_SAMPLE, EV_DECIDE = range(8)
+EV_DONE, EV_READY, EV_GONE, EV_PREEMPT, EV_RETRY, EV_WAKE, EV_SAMPLE, EV_DECIDE, EV_WAKER_CHECK, EV_WAKER_ACT, \
+    EV_REPLENISH = range(11)
 
 #: Pub/Sub's minimum retry backoff in the queue topology: a nacked message is redelivered this late.
 REDELIVERY_BACKOFF_S = assumed.REDELIVERY_BACKOFF_S.value
@@ -111,6 +115,9 @@ class _AsyncRun:
         self.policy = config.policy()
         self.stabilizer = ScaleInStabilizer(config.stabilization_s)
         self.scale_in = ScaleInControl(config.scale_in_max_vms, config.scale_in_window_s)
+        self.waker_until = -1.0
+        self.waker_armed = False
+        self.standby_free = config.standby.size if config.standby is not None else 0
         self.floors: FloorSchedule = floor_schedule(
             config.calendar, config.min_vms, trace.start, trace.duration_s + config.drain_limit_s
         )
@@ -149,7 +156,8 @@ class _AsyncRun:
         self.wake_at = float("inf")
         self.vm_seconds = 0.0
         self.peak_vms = 0
-        self.counters = {"vms_created": 0, "preemptions": 0, "stockouts": 0, "redelivered": 0}
+        self.counters = {"vms_created": 0, "preemptions": 0, "stockouts": 0, "redelivered": 0,
+                         "standby_starts": 0, "waker_wakes": 0}
 
         self.samples: list[int] = []
         self.tl_t: list[float] = []
@@ -270,7 +278,16 @@ class _AsyncRun:
         self.vms[vm.id] = vm
         self.counters["vms_created"] += 1
         self.peak_vms = max(self.peak_vms, len(self.vms))
-        self.push(t + self.cfg.ready_after_s, EV_READY, vm.id, vm.version)
+        ready_after = self.cfg.ready_after_s
+        if self.standby_free:
+            # Started from the standby pool; the MIG replenishes it with a VM that boots and stops.
+            assert self.cfg.standby is not None
+            self.standby_free -= 1
+            self.counters["standby_starts"] += 1
+            ready_after = self.cfg.standby.start_s
+            self.vm_seconds += billed_seconds(self.cfg.ready_after_s)
+            self.push(t + self.cfg.ready_after_s, EV_REPLENISH)
+        self.push(t + ready_after, EV_READY, vm.id, vm.version)
         if self.cfg.spot and self.cfg.preemptions_per_vm_hour > 0:
             lifetime = self.rng.exponential(3600.0 / self.cfg.preemptions_per_vm_hour)
             self.push(t + lifetime, EV_PREEMPT, vm.id)
@@ -328,9 +345,12 @@ class _AsyncRun:
         del self.vms[vm.id]
         self.last_gone_at = t
         lifetime = t - vm.requested_at
+        if preempted_at is None:
+            lifetime += self.cfg.billing_tail_s
         if not (preempted_at is not None and preempted_at - vm.requested_at < assumed.BILLING_MINIMUM_S.value):
             self.vm_seconds += billed_seconds(lifetime)
-        self.reconcile(t)  # the MIG recreates a preempted VM while its target still asks for it
+        self.reconcile(t)
+        self.arm_waker(t)  # the MIG recreates a preempted VM while its target still asks for it
 
     # --- the autoscaler -----------------------------------------------------------------------
 
@@ -357,8 +377,42 @@ class _AsyncRun:
         overdue = max(0, bisect_left(self.arr, t - self.late_cut_s) - self.pulled)
         return self.late_done + overdue + self.dead >= rule.misses
 
-    def on_decide(self, t: float, sample_index: int) -> None:
+    # --- the waker --------------------------------------------------------------------------------
+
+    def arm_waker(self, t: float) -> None:
+        """An empty pool: the next message to arrive wakes it (the waker sees every message)."""
+        if self.cfg.waker is None or self.waker_armed or self.counted() or self.pending_retries:
+            return
+        nxt = bisect_left(self.arr, t)
+        if nxt < self.n:
+            self.waker_armed = True
+            self.push(max(t, self.arr[nxt]), EV_WAKER_CHECK)
+
+    def on_waker_check(self, t: float) -> None:
+        self.waker_armed = False
+        if self.counted() or self.pending_retries:
+            return  # the autoscaler got there first
+        assert self.cfg.waker is not None
+        self.push(t + self.cfg.waker.delay_s, EV_WAKER_ACT)
+
+    def on_waker_act(self, t: float) -> None:
+        """min_replicas is 1 until hold_s from now: the autoscaler recommends at least 1 at once."""
+        assert self.cfg.waker is not None
+        self.counters["waker_wakes"] += 1
+        self.waker_until = t + self.cfg.waker.hold_s
+        floor = self.floor_at(t)
+        wanted = max(floor, recommended_workers(0, self.policy, floor))
+        target = max(self.target, self.stabilizer.target(t, wanted))
+        self.target = self.scale_in.limit(t, target)
+        self.reconcile(t)
+        self.arm_waker(t)
+
+    def floor_at(self, t: float) -> int:
         floor = self.floors.at(t)
+        return max(floor, 1) if t < self.waker_until else floor
+
+    def on_decide(self, t: float, sample_index: int) -> None:
+        floor = self.floor_at(t)
         wanted = recommended_workers(self.samples[sample_index], self.policy, floor)
         self.peak_recommended = max(self.peak_recommended, wanted)
         target = self.stabilizer.target(t, wanted)
@@ -375,6 +429,7 @@ class _AsyncRun:
 
     def run(self) -> RunResult:
         self.push(0.0, EV_SAMPLE)
+        self.arm_waker(0.0)
         hard_end = self.horizon + self.cfg.drain_limit_s
         preempted_at: dict[int, float] = {}
         end = hard_end
@@ -422,6 +477,12 @@ class _AsyncRun:
                     self.counters["preemptions"] += 1
                     preempted_at[ref] = t
                     self.terminate(vm, t, preempted=True)
+            elif kind == EV_WAKER_CHECK:
+                self.on_waker_check(t)
+            elif kind == EV_WAKER_ACT:
+                self.on_waker_act(t)
+            elif kind == EV_REPLENISH:
+                self.standby_free += 1
             elif kind == EV_RETRY:
                 if self.ignored_retries:
                     self.ignored_retries -= 1
@@ -454,6 +515,12 @@ class _AsyncRun:
             ready_vms=np.asarray(self.tl_ready),
             floor=np.asarray(self.tl_floor),
         )
+        hours = end / 3600.0
+        fixed = self.cfg.overhead_usd_per_hour * hours
+        if self.cfg.waker is not None:
+            fixed += self.n * self.cfg.waker.usd_per_million / 1e6
+        if self.cfg.standby is not None:
+            fixed += self.cfg.standby.usd_per_hour * hours
         return RunResult(
             name=self.cfg.name,
             kind="async",
@@ -467,6 +534,7 @@ class _AsyncRun:
             peak_vms=self.peak_vms,
             timeline=timeline,
             end_s=end,
+            fixed_usd=fixed,
             extra={
                 **self.counters,
                 "peak_recommended": self.peak_recommended,

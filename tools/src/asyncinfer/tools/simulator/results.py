@@ -39,6 +39,8 @@ class RunResult:
     timeline: Timeline
     end_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Costs that do not scale with VM time (a cluster fee, a waker's requests, standby disks).
+    fixed_usd: float = 0.0
 
     @property
     def requests(self) -> int:
@@ -54,7 +56,7 @@ class RunResult:
 
     @property
     def cost_usd(self) -> float:
-        return self.vm_hours * self.usd_per_vm_hour
+        return self.vm_hours * self.usd_per_vm_hour + self.fixed_usd
 
     def percentile(self, q: float) -> float:
         done = self.latency_s[~np.isnan(self.latency_s)]
@@ -97,6 +99,7 @@ class RunResult:
             "vm_hours": self.vm_hours,
             "usd_per_vm_hour": self.usd_per_vm_hour,
             "cost_usd": self.cost_usd,
+            "fixed_usd": self.fixed_usd,
             "peak_vms": self.peak_vms,
             "simulated_until_s": self.end_s,
             **self.extra,

@@ -6,8 +6,19 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import numpy as np
+
 from asyncinfer.tools.simulator.baseline import simulate_sync
-from asyncinfer.tools.simulator.config import AsyncConfig, ConfigError, SyncConfig, load_configs
+from asyncinfer.tools.simulator.cloudrun import simulate_cloud_run
+from asyncinfer.tools.simulator.config import (
+    AsyncConfig,
+    CloudRunConfig,
+    ConfigError,
+    Design,
+    GkeKedaConfig,
+    SyncConfig,
+    load_configs,
+)
 from asyncinfer.tools.simulator.engine import simulate_async
 from asyncinfer.tools.simulator.results import RunResult
 from asyncinfer.tools.simulator.traces import Trace, TraceError, load_trace
@@ -17,19 +28,50 @@ from asyncinfer.tools.simulator.traces import Trace, TraceError, load_trace
 DEFAULT_BASELINE = SyncConfig(kind="sync", name="sync-on-demand-peak")
 
 
-def simulate(config: AsyncConfig | SyncConfig, trace: Trace) -> RunResult:
+def simulate(config: Design, trace: Trace) -> RunResult:
     if isinstance(config, SyncConfig):
         return simulate_sync(config, trace)
+    if isinstance(config, CloudRunConfig):
+        return simulate_cloud_run(config, trace)
+    if isinstance(config, GkeKedaConfig):
+        result = simulate_async(config.as_pool(), trace)
+        return _relabel(result, "gke-keda")
     return simulate_async(config, trace)
 
 
-def run_all(
-    trace: Trace, configs: list[AsyncConfig | SyncConfig]
-) -> tuple[list[RunResult], dict[str, float]]:
+def _relabel(result: RunResult, kind: str) -> RunResult:
+    from dataclasses import replace
+
+    return replace(result, kind=kind)
+
+
+#: The probe for "first answer from an empty pool": one request, half a metric period after a sample.
+PROBE_ARRIVAL_S = 30.0
+
+
+def first_answer_s(config: Design, trace: Trace) -> float | None:
+    """Latency of one request into the design when it is idle (nights: no schedule floor): what a
+    user waits for the first answer of the day. None for an always-on fleet (never empty)."""
+    if isinstance(config, SyncConfig):
+        return None
+    always_on = {CloudRunConfig: "min_instances", GkeKedaConfig: "min_nodes", AsyncConfig: "min_vms"}
+    if getattr(config, always_on[type(config)]):
+        return None  # never empty
+    probe = Trace("probe", np.asarray([PROBE_ARRIVAL_S]), 3600.0, trace.start)
+    if isinstance(config, AsyncConfig):
+        config = config.model_copy(update={"preemptions_per_vm_hour": 0.0, "stockout_probability": 0.0,
+                                           "calendar": None})
+    value = float(simulate(config, probe).latency_s[0])
+    return None if np.isnan(value) else value
+
+
+def run_all(trace: Trace, configs: list[Design]) -> tuple[list[RunResult], dict[str, float]]:
     results, timings = [], {}
     for config in configs:
         started = time.perf_counter()
-        results.append(simulate(config, trace))
+        result = simulate(config, trace)
+        result.extra["first_answer_from_empty_s"] = first_answer_s(config, trace)
+        results.append(result)
         timings[config.name] = time.perf_counter() - started
     return results, timings
 
@@ -46,8 +88,8 @@ def read_trace(path: Path, start: str | None, seed: int = 0) -> Trace:
     return load_trace(path, start=when, seed=seed)
 
 
-def read_configs(paths: list[Path]) -> list[AsyncConfig | SyncConfig]:
-    configs: list[AsyncConfig | SyncConfig] = []
+def read_configs(paths: list[Path]) -> list[Design]:
+    configs: list[Design] = []
     for path in paths:
         configs.extend(load_configs(path))
     names = [c.name for c in configs]
