@@ -61,6 +61,8 @@ class RecordedResource:
     #: Resource options the engine sees (the mocks' MockResourceArgs leaves them out).
     delete_before_replace: bool = False
     replace_on_changes: list[str] = field(default_factory=list)
+    #: customTimeouts as the engine sees them ({"create": "45m", ...}; empty ones left out).
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
 
 class RecordingMocks(Mocks):
@@ -139,6 +141,7 @@ class RecordingMonitor(MockMonitor):
         self.dependencies: dict[str, list[str]] = {}
         self.registered_outputs: set[str] = set()
         self.options: dict[str, tuple[bool, list[str]]] = {}
+        self.timeouts: dict[str, dict[str, str]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -146,6 +149,10 @@ class RecordingMonitor(MockMonitor):
         self.parents[response.urn] = request.parent
         self.dependencies[response.urn] = list(request.dependencies)
         self.options[response.urn] = (bool(request.deleteBeforeReplace), list(request.replaceOnChanges))
+        timeouts = request.customTimeouts
+        self.timeouts[response.urn] = {
+            k: v for k in ("create", "update", "delete") if (v := str(getattr(timeouts, k, "") or ""))
+        }
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
@@ -173,6 +180,7 @@ class RecordingMonitor(MockMonitor):
                     registered_outputs=urn in self.registered_outputs,
                     delete_before_replace=self.options.get(urn, (False, []))[0],
                     replace_on_changes=self.options.get(urn, (False, []))[1],
+                    custom_timeouts=self.timeouts.get(urn, {}),
                 )
             )
         return result
