@@ -4,7 +4,8 @@ the worker cannot receive at all, and an audit that must say when it saw too lit
 
 The reduced runs here take seconds to a minute each. The full runs (`asyncinfer chaos --count 5000
 --sigkills 10 --sigterms 10`, `asyncinfer chaos --spike 20000`) are marked slow and run only with
-ASYNCINFER_FULL_RUNS=1; docs/RELIABILITY.md holds their figures.
+ASYNCINFER_FULL_RUNS=1; docs/RELIABILITY.md holds the figures of the runs made on the current code
+(`--count 2000 --sigkills 5 --sigterms 5`, `--spike 20000`), with their JSON under docs/results/.
 """
 
 from __future__ import annotations
