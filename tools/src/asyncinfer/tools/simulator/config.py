@@ -101,7 +101,8 @@ class StandbyConfig(_Strict):
 
 
 class AsyncConfig(_Strict):
-    """A pool of pull-based GPU workers in one zonal MIG, scaled by GCE on the subscription backlog."""
+    """A pool of pull-based GPU workers in one MIG with one autoscaler (the components deploy one
+    regional MIG), scaled by GCE on the subscription backlog."""
 
     kind: Literal["async"] = "async"
     name: str = "async"
