@@ -3,7 +3,8 @@ for a result (gs://BUCKET/results/...).
 
 Created per model unless the stack names an existing bucket. The pool's service account gets exactly
 roles/storage.objectViewer and roles/storage.objectCreator on this bucket (GpuWorkerPool), nothing
-project-wide: it reads inputs and creates outputs, and can neither list, overwrite nor delete.
+project-wide: it reads (gets and lists) inputs and creates outputs, and can neither overwrite nor
+delete.
 """
 
 from __future__ import annotations

@@ -261,7 +261,7 @@ class GpuWorkerPool(pulumi.ComponentResource):
             registry_reader_grant(f"{name}-registry-reader", args.worker_image, member, opts=child)
         results_prefix: pulumi.Input[str] | None = None
         if args.storage_bucket is not None:
-            # Exactly what the claim check needs: read inputs, create outputs; no list, no delete.
+            # Exactly what the claim check needs: read inputs, create outputs; no overwrite, no delete.
             for role in ("roles/storage.objectViewer", "roles/storage.objectCreator"):
                 gcp.storage.BucketIAMMember(
                     f"{name}-bucket-{role.split('.')[-1].lower()}",
