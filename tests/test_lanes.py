@@ -217,3 +217,11 @@ def test_a_fallback_can_watch_some_lanes_only() -> None:
         fallback_assignments(spot, 20, watched=["urgent"])
     with pytest.raises(LaneError, match="must watch one or more"):
         fallback_assignments(spot, 20, watched=[])
+
+
+def test_a_given_assignment_is_shared_among_the_lanes() -> None:
+    from asyncinfer.core.lanes import shared_assignments
+
+    assert shared_assignments(LANES, 64) == {"interactive": 32.0, "bulk": 32.0}
+    with pytest.raises(LaneError):
+        shared_assignments(LANES, 0)

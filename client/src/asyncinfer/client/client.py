@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from asyncinfer.client.pubsub import publisher_client
 from asyncinfer.client.tap import PubsubMessage, SubscriptionTap
 from asyncinfer.core.contract import InferenceRequest, InferenceResult
+from asyncinfer.core.lanes import LANE_ATTRIBUTE, Lane, LaneSet
 
 log = structlog.get_logger("asyncinfer.client")
 
@@ -45,12 +46,32 @@ class Answer:
 
 
 class AsyncInferClient:
-    def __init__(self, project: str, requests_topic: str, results_topic: str, dead_letter_topic: str | None = None):
+    def __init__(
+        self,
+        project: str,
+        requests_topic: str,
+        results_topic: str,
+        dead_letter_topic: str | None = None,
+        *,
+        lanes: LaneSet | None = None,
+        lane_topics: Mapping[str, str] | None = None,
+    ):
+        """`lanes` and `lane_topics` (lane name -> requests topic, from the stack) route each request
+        to its lane's topic; without them every request goes to `requests_topic`, as before lanes."""
         self._publisher = publisher_client(
             batch_settings=BatchSettings(max_messages=500, max_bytes=5_000_000, max_latency=0.01)
         )
         self._project = project
         self._requests_topic = self._publisher.topic_path(project, requests_topic)
+        if (lanes is None) != (lane_topics is None):
+            raise ValueError("give both lanes and lane_topics, or neither.")
+        self._lanes = lanes
+        self._lane_topics: dict[str, str] = {}
+        if lanes is not None and lane_topics is not None:
+            missing = sorted(set(lanes.names) - set(lane_topics))
+            if missing:
+                raise ValueError(f"lane_topics has no topic for lane(s) {', '.join(missing)}.")
+            self._lane_topics = {name: self._publisher.topic_path(project, lane_topics[name]) for name in lanes.names}
         self._lock = threading.Condition()
         self.answers: dict[str, Answer] = {}
         self.submitted_at: dict[str, float] = {}
@@ -68,22 +89,55 @@ class AsyncInferClient:
     @classmethod
     def from_status(cls, status: dict[str, Any]) -> AsyncInferClient:
         """Connect to a local stack from `asyncinfer local status --json`."""
-        return cls(status["project"], status["requests_topic"], status["results_topic"], status["dead_letter_topic"])
+        lanes = lane_topics = None
+        if status.get("lanes"):
+            lanes = LaneSet(
+                tuple(
+                    Lane(name=x["name"], priority=x["priority"], latency_goal_s=x["latency_goal_s"])
+                    for x in status["lanes"]
+                ),
+                status["default_lane"],
+            )
+            lane_topics = {x["name"]: x["requests_topic"] for x in status["lanes"]}
+        return cls(
+            status["project"],
+            status["requests_topic"],
+            status["results_topic"],
+            status["dead_letter_topic"],
+            lanes=lanes,
+            lane_topics=lane_topics,
+        )
 
     # --- submitting -----------------------------------------------------------------------------
 
-    def submit(self, request: InferenceRequest) -> Future[str]:
-        """Publish one request; the future resolves to its Pub/Sub message id."""
+    def submit(self, request: InferenceRequest, lane: str | None = None) -> Future[str]:
+        """Publish one request; the future resolves to its Pub/Sub message id.
+
+        With lanes, the request goes to the lane named by `lane`, else to the lane of its
+        `priority` (a request that sets neither: the default lane); an unknown lane or a priority no
+        lane has raises ValueError naming the valid ones, before anything is published."""
         data = request.model_dump_json(exclude_none=True).encode()
-        return self.submit_raw(data, request_id=request.request_id)
+        if self._lanes is None:
+            if lane is not None:
+                raise ValueError(f"lane {lane!r} given, but this client has no lanes (give lanes and lane_topics).")
+            return self.submit_raw(data, request_id=request.request_id)
+        # A priority the caller did not set is no choice: such a request goes to the default lane.
+        priority = request.priority if "priority" in request.model_fields_set else None
+        chosen = self._lanes.lane_for(lane=lane, priority=priority)
+        return self.submit_raw(data, request_id=request.request_id, **{LANE_ATTRIBUTE: chosen.name})
 
     def submit_raw(self, data: bytes, request_id: str | None = None, **attributes: str) -> Future[str]:
         """Publish arbitrary bytes (tests of bad input use this). Unreadable requests are matched
-        back through their message id."""
+        back through their message id. With lanes, the `lane` attribute picks the topic (default
+        lane without one)."""
         key = request_id or f"raw-{uuid.uuid4().hex}"
+        topic = self._requests_topic
+        if self._lanes is not None:
+            name = attributes.get(LANE_ATTRIBUTE) or self._lanes.default
+            topic = self._lane_topics[self._lanes.get(name).name]
         with self._lock:
             self.submitted_at[key] = time.monotonic()
-        future: Future[str] = self._publisher.publish(self._requests_topic, data, **attributes)
+        future: Future[str] = self._publisher.publish(topic, data, **attributes)
 
         def remember(done: Future[str]) -> None:
             if done.exception() is None:

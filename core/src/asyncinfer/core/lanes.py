@@ -234,6 +234,15 @@ def lane_assignments(lanes: LaneSet, throughput_per_replica: float, reaction_s: 
     }
 
 
+def shared_assignments(lanes: LaneSet, single_instance_assignment: float) -> dict[str, float]:
+    """Per-lane assignments when the pool's assignment is given directly (the local stack, or a
+    stack that sets single_instance_assignment): each lane gets its share of it, so the largest
+    lane recommendation still covers the sum (see lane_assignments)."""
+    if not single_instance_assignment > 0:
+        raise LaneError("single_instance_assignment must be > 0.")
+    return {name: share * single_instance_assignment for name, share in lanes.shares().items()}
+
+
 def lane_policies(base: ScalingPolicy, assignments: Mapping[str, float]) -> dict[str, ScalingPolicy]:
     """One policy per lane metric: the pool's bounds and stabilization, the lane's assignment."""
     return {name: dataclasses.replace(base, single_instance_assignment=a) for name, a in assignments.items()}

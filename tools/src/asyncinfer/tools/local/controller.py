@@ -11,12 +11,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
+from asyncinfer.core.lanes import recommended_for_lanes
 from asyncinfer.core.policy import ScaleInStabilizer, ScalingPolicy, recommended_workers
 from asyncinfer.tools.local.worker_process import spawn_worker
 
@@ -64,9 +65,22 @@ class PoolController:
         tick_s: float = 0.25,
         drain_timeout_s: float = 25.0,
         on_tick: Callable[[PoolController], None] | None = None,
+        lane_policies: Mapping[str, ScalingPolicy] | None = None,
+        lane_backlogs: Callable[[], Mapping[str, int]] | None = None,
+        name: str = "worker",
     ) -> None:
+        """With `lane_policies` and `lane_backlogs`, the pool follows one signal per lane and takes
+        the largest recommendation, as GCE's autoscaler does with one metric per lane."""
+        if (lane_policies is None) != (lane_backlogs is None):
+            raise ValueError("give both lane_policies and lane_backlogs, or neither.")
         self.policy = policy
+        self.name = name
         self.stats = ControllerStats()
+        self._lane_policies = lane_policies
+        self._lane_backlogs = lane_backlogs
+        #: Set: the pool is held at zero, like a MIG that cannot get capacity (a Spot stockout): its
+        #: workers get SIGTERM (the preemption path) and none is started until it is cleared.
+        self.hold_at_zero = threading.Event()
         self._backlog = backlog
         self._worker_env = worker_env
         self._log_dir = log_dir
@@ -131,8 +145,13 @@ class PoolController:
     def _step(self, now: float) -> None:
         self._reap()
         backlog = self._backlog()
-        recommendation = recommended_workers(backlog, self.policy)
+        if self._lane_policies is not None and self._lane_backlogs is not None:
+            recommendation = recommended_for_lanes(self._lane_backlogs(), self._lane_policies)
+        else:
+            recommendation = recommended_workers(backlog, self.policy)
         target = self._stabilizer.target(now, recommendation)
+        if self.hold_at_zero.is_set():
+            target = 0
         self.last_backlog, self.target = backlog, target
         with self._lock:
             serving = [w for w in self._workers if w.state == "running"]
@@ -153,7 +172,7 @@ class PoolController:
 
     def _spawn(self) -> None:
         self._sequence += 1
-        log_path = self._log_dir / f"worker-{self._sequence}.log"
+        log_path = self._log_dir / f"{self.name}-{self._sequence}.log"
         process = spawn_worker(self._worker_env, log_path)
         with self._lock:
             self._workers.append(WorkerProcess(process=process, started_at=time.monotonic(), log_path=log_path))

@@ -5,10 +5,13 @@ The cloud Queue component creates the same topics and subscriptions from the sam
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.api_core import exceptions
 from google.protobuf import duration_pb2
 
 from asyncinfer.client.pubsub import publisher_client, subscriber_client
+from asyncinfer.core.lanes import LaneSet
 from asyncinfer.core.topology import QueueTopology
 
 TAPS = ("requests", "results", "dead-letter")
@@ -20,32 +23,29 @@ def tap_subscription(topology: QueueTopology, tap: str) -> str:
     return f"{topology.name}-tap-{tap}"
 
 
-def ensure_topology(project: str, topology: QueueTopology, with_taps: bool = True) -> None:
+def lane_tap_subscription(topology: QueueTopology, lane: str) -> str:
+    """The tap on a lane's requests topic other than the default lane's (that one is the requests tap)."""
+    return f"{topology.name}-tap-requests-{lane}"
+
+
+def ensure_topology(
+    project: str, topology: QueueTopology, with_taps: bool = True, lanes: LaneSet | None = None
+) -> None:
+    """Create the queue; with `lanes`, every lane besides the default one also gets its requests topic
+    and worker subscription (same delivery settings, the shared dead-letter topic) and a tap."""
     publisher = publisher_client()
     subscriber = subscriber_client()
+    extra = [] if lanes is None else [name for name in lanes.names if name != lanes.default]
     try:
-        for topic in (topology.requests_topic, topology.results_topic, topology.dead_letter_topic):
+        topics = [topology.requests_topic, topology.results_topic, topology.dead_letter_topic]
+        topics += [topology.lane_requests_topic(lane) for lane in extra]
+        for topic in topics:
             _create(lambda t=topic: publisher.create_topic(name=publisher.topic_path(project, t)))
         topic_path = publisher.topic_path
-        _create(
-            lambda: subscriber.create_subscription(
-                request={
-                    "name": subscriber.subscription_path(project, topology.requests_subscription),
-                    "topic": topic_path(project, topology.requests_topic),
-                    "ack_deadline_seconds": topology.ack_deadline_s,
-                    "message_retention_duration": duration_pb2.Duration(seconds=topology.message_retention_s),
-                    "enable_exactly_once_delivery": topology.exactly_once_delivery,
-                    "dead_letter_policy": {
-                        "dead_letter_topic": topic_path(project, topology.dead_letter_topic),
-                        "max_delivery_attempts": topology.max_delivery_attempts,
-                    },
-                    "retry_policy": {
-                        "minimum_backoff": duration_pb2.Duration(seconds=topology.min_retry_backoff_s),
-                        "maximum_backoff": duration_pb2.Duration(seconds=topology.max_retry_backoff_s),
-                    },
-                }
-            )
-        )
+        pairs = [(topology.requests_subscription, topology.requests_topic)]
+        pairs += [(topology.lane_requests_subscription(lane), topology.lane_requests_topic(lane)) for lane in extra]
+        for subscription, topic in pairs:
+            _create_worker_subscription(project, topology, subscriber, publisher, subscription, topic)
         _create(
             lambda: subscriber.create_subscription(
                 name=subscriber.subscription_path(project, topology.dead_letter_subscription),
@@ -53,17 +53,43 @@ def ensure_topology(project: str, topology: QueueTopology, with_taps: bool = Tru
             )
         )
         if with_taps:
-            topics = dict(zip(TAPS, (topology.requests_topic, topology.results_topic, topology.dead_letter_topic),
-                              strict=True))
-            for tap, topic in topics.items():
+            taps = dict(zip(TAPS, (topology.requests_topic, topology.results_topic, topology.dead_letter_topic),
+                            strict=True))
+            subscriptions = {tap_subscription(topology, tap): topic for tap, topic in taps.items()}
+            subscriptions |= {
+                lane_tap_subscription(topology, lane): topology.lane_requests_topic(lane) for lane in extra
+            }
+            for name, topic in subscriptions.items():
                 _create(
-                    lambda tap=tap, topic=topic: subscriber.create_subscription(
-                        name=subscriber.subscription_path(project, tap_subscription(topology, tap)),
+                    lambda name=name, topic=topic: subscriber.create_subscription(
+                        name=subscriber.subscription_path(project, name),
                         topic=topic_path(project, topic),
                     )
                 )
     finally:
         subscriber.close()
+
+
+def _create_worker_subscription(
+    project: str, topology: QueueTopology, subscriber: Any, publisher: Any, subscription: str, topic: str
+) -> None:
+    topic_path = publisher.topic_path
+    request = {
+        "name": subscriber.subscription_path(project, subscription),
+        "topic": topic_path(project, topic),
+        "ack_deadline_seconds": topology.ack_deadline_s,
+        "message_retention_duration": duration_pb2.Duration(seconds=topology.message_retention_s),
+        "enable_exactly_once_delivery": topology.exactly_once_delivery,
+        "dead_letter_policy": {
+            "dead_letter_topic": topic_path(project, topology.dead_letter_topic),
+            "max_delivery_attempts": topology.max_delivery_attempts,
+        },
+        "retry_policy": {
+            "minimum_backoff": duration_pb2.Duration(seconds=topology.min_retry_backoff_s),
+            "maximum_backoff": duration_pb2.Duration(seconds=topology.max_retry_backoff_s),
+        },
+    }
+    _create(lambda: subscriber.create_subscription(request=request))
 
 
 def _create(call: object) -> None:
