@@ -314,3 +314,42 @@ def test_plan_reports_bad_configuration(tmp_path: Path, capsys: pytest.CaptureFi
     assert "asyncinfer:minReplicas (5) is greater than asyncinfer:maxReplicas (2)" in err
     assert not (tmp_path / "plan").exists()
     assert plan_command.run(plan_args(tmp_path, stack="missing", directory=tmp_path)) == 2
+
+
+def test_each_default_is_written_once_where_the_setting_lives() -> None:
+    """The stack's defaults are the components', the policy's, the calendar's, the topology's and
+    the worker's own: change one there and the stack follows."""
+    import dataclasses
+
+    from asyncinfer.components.stack_config import StackConfig
+    from asyncinfer.components.worker_pool import GpuWorkerPoolArgs
+    from asyncinfer.core.policy import ScalingPolicy
+    from asyncinfer.core.schedules import BusinessCalendar
+    from asyncinfer.core.topology import QueueTopology
+    from asyncinfer.core.worker_settings import WorkerSettings
+
+    fields = StackConfig.model_fields
+    for owner in (GpuWorkerPoolArgs, ScalingPolicy, BusinessCalendar, QueueTopology):
+        for item in dataclasses.fields(owner):
+            # Scalar defaults (collections are empty either way; pool-only fields have none here).
+            if item.name in fields and isinstance(item.default, str | int | float | bool):
+                assert fields[item.name].default == item.default, f"{owner.__name__}.{item.name}"
+    for name in ("max_batch_size", "max_wait_ms", "drain_timeout_s", "health_port"):
+        assert (
+            fields[name].default
+            == WorkerSettings.model_fields[name].default
+            == GpuWorkerPoolArgs.__dataclass_fields__[name].default
+        )
+    # The worker's own drain default is one the components accept.
+    parse_stack_config(MINIMAL, stack="symbols")
+    GpuWorkerPoolArgs(
+        project="p",
+        region="asia-northeast1",
+        distribution_policy_zones=["asia-northeast1-a"],
+        model="symbols",
+        subscription_name="s",
+        results_topic_name="t",
+        source_image="i",
+        worker_image="w",
+        drain_timeout_s=WorkerSettings.model_fields["drain_timeout_s"].default,
+    )

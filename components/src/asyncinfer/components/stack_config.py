@@ -14,6 +14,7 @@ silently scales on nothing. `asyncinfer plan` and the Pulumi program both run it
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import json
@@ -29,7 +30,8 @@ from asyncinfer.components.gpu_driver import (
     DriverMismatchError,
     check_driver_branch,
 )
-from asyncinfer.components.worker_pool import CustomMetric
+from asyncinfer.components.queue import QueueArgs
+from asyncinfer.components.worker_pool import CustomMetric, GpuWorkerPoolArgs
 from asyncinfer.core import gce, validation
 from asyncinfer.core.policy import ScalingPolicy, reaction_time_s
 from asyncinfer.core.schedules import BusinessCalendar, compile_schedules
@@ -60,6 +62,18 @@ RENAMED_KEYS = {
 def _worker_default(name: str) -> Any:
     # The worker's own defaults are the stack's: written once, in WorkerSettings.
     return WorkerSettings.model_fields[name].default
+
+
+def _default(owner: type, name: str) -> Any:
+    """The default of a component argument or core dataclass field: each default is written once,
+    where the setting lives (ScalingPolicy, GpuWorkerPoolArgs, BusinessCalendar, QueueTopology)."""
+    for item in dataclasses.fields(owner):
+        if item.name == name:
+            if item.default is not dataclasses.MISSING:
+                return item.default
+            if item.default_factory is not dataclasses.MISSING:
+                return item.default_factory()
+    raise KeyError(f"{owner.__name__}.{name} has no default")
 
 
 class StackConfigError(validation.ConfigProblem):
@@ -95,50 +109,52 @@ class StackConfig(BaseModel):
     # --- GPU VMs
     #: Unset: [gcp:zone], or every zone of the region that offers gpuType (the zone table).
     distribution_policy_zones: list[str] | None = None
-    distribution_policy_target_shape: str = gce.DEFAULT_TARGET_SHAPE
-    machine_type: str = "g2-standard-4"
-    gpu_type: str = "nvidia-l4"
-    gpu_count: int = 1
-    disk_size_gb: int = Field(default=100, ge=50, le=2000)
-    network: str = "default"
+    distribution_policy_target_shape: str = _default(GpuWorkerPoolArgs, "distribution_policy_target_shape")
+    machine_type: str = _default(GpuWorkerPoolArgs, "machine_type")
+    gpu_type: str = _default(GpuWorkerPoolArgs, "gpu_type")
+    gpu_count: int = _default(GpuWorkerPoolArgs, "gpu_count")
+    disk_size_gb: int = Field(default=_default(GpuWorkerPoolArgs, "disk_size_gb"), ge=50, le=2000)
+    network: str = _default(GpuWorkerPoolArgs, "network")
     subnetwork: str | None = None
-    external_ip: bool = False
-    create_nat: bool = True
-    enable_secure_boot: bool = False
+    external_ip: bool = _default(GpuWorkerPoolArgs, "external_ip")
+    create_nat: bool = _default(GpuWorkerPoolArgs, "create_nat")
+    enable_secure_boot: bool = _default(GpuWorkerPoolArgs, "enable_secure_boot")
     #: Unset: the ASSUMED 90 s with a baked image, 90 + 420 s without (see `image_baked`).
     boot_to_ready_s: int = Field(default=gce.BOOT_TO_READY_ASSUMED_S, ge=1, le=3600)
     #: Only true is supported: the VMs install nothing at boot (false is refused with the fix).
     image_baked: bool = True
 
     # --- scaling (GCE's autoscaler names)
-    min_replicas: int = Field(default=0, ge=0)
-    max_replicas: int = Field(default=4, ge=1)
-    latency_goal_s: float = Field(default=600.0, gt=0)
-    throughput_per_replica: float = Field(default=10.0, gt=0)
+    min_replicas: int = Field(default=_default(ScalingPolicy, "min_replicas"), ge=0)
+    max_replicas: int = Field(default=_default(ScalingPolicy, "max_replicas"), ge=1)
+    latency_goal_s: float = Field(default=_default(ScalingPolicy, "latency_goal_s"), gt=0)
+    throughput_per_replica: float = Field(default=_default(ScalingPolicy, "throughput_per_replica"), gt=0)
     single_instance_assignment: float | None = Field(default=None, gt=0)
     cpu_utilization_target: float | None = Field(default=None, gt=0, le=1)
     custom_metrics: list[CustomMetricConfig] = Field(default_factory=list)
-    max_scaled_in_replicas: int = Field(default=2, ge=1)
+    max_scaled_in_replicas: int = Field(default=_default(GpuWorkerPoolArgs, "max_scaled_in_replicas"), ge=1)
     max_scaled_in_percent: int | None = Field(default=None, ge=1, le=100)
 
     # --- business calendar
-    time_zone: str = "Asia/Tokyo"
-    country: str = "JP"
+    time_zone: str = _default(BusinessCalendar, "time_zone")
+    country: str = _default(BusinessCalendar, "country")
     subdivision: str | None = None
-    business_start_hour: int = Field(default=9, ge=0, le=23)
-    business_end_hour: int = Field(default=18, ge=1, le=24)
-    business_days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
-    business_min_replicas: int = Field(default=1, ge=0)
+    business_start_hour: int = Field(default=_default(BusinessCalendar, "business_start_hour"), ge=0, le=23)
+    business_end_hour: int = Field(default=_default(BusinessCalendar, "business_end_hour"), ge=1, le=24)
+    business_days: list[str] = Field(
+        default_factory=lambda: [_DAY_NAMES[d] for d in _default(BusinessCalendar, "weekdays")]
+    )
+    business_min_replicas: int = Field(default=_default(BusinessCalendar, "business_min_replicas"), ge=0)
     extra_holidays: list[dt.date] = Field(default_factory=list)
 
     # --- queue (QueueTopology's names)
-    ack_deadline_s: int = 60
-    max_delivery_attempts: int = 5
-    min_retry_backoff_s: int = 10
-    max_retry_backoff_s: int = 600
-    message_retention_s: int = 7 * 24 * 3600
-    exactly_once_delivery: bool = False
-    results_subscription: bool = False
+    ack_deadline_s: int = _default(QueueTopology, "ack_deadline_s")
+    max_delivery_attempts: int = _default(QueueTopology, "max_delivery_attempts")
+    min_retry_backoff_s: int = _default(QueueTopology, "min_retry_backoff_s")
+    max_retry_backoff_s: int = _default(QueueTopology, "max_retry_backoff_s")
+    message_retention_s: int = _default(QueueTopology, "message_retention_s")
+    exactly_once_delivery: bool = _default(QueueTopology, "exactly_once_delivery")
+    results_subscription: bool = _default(QueueArgs, "results_subscription")
 
     # --- worker (WorkerSettings' names and defaults)
     max_batch_size: int = Field(default=_worker_default("max_batch_size"), ge=1, le=1024)
