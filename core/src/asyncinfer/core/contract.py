@@ -16,6 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 SCHEMA_VERSION: Literal[1] = 1
 ALLOWED_URI_SCHEMES = ("file://", "gs://")
 
+#: Request-message attributes the platform reads (the body stays the client's own).
+#: How many times `asyncinfer dlq replay` republished this request from the dead-letter queue.
+REPLAY_ATTRIBUTE = "dead_letter_replay"
+#: The id of the dead-letter copy a replay came from, to trace it back.
+REPLAY_SOURCE_ATTRIBUTE = "dead_letter_message_id"
+
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 JsonScalar = str | int | float | bool | None
 
@@ -132,7 +138,21 @@ class InferenceResult(BaseModel):
     replayed: bool = Field(
         default=False, description="True when the worker answered this request id before (no second inference)."
     )
+    dead_letter_replay: int = Field(
+        default=0,
+        ge=0,
+        description="How many times the request was replayed from the dead-letter queue (0: it never was).",
+    )
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+def carried_from_request(attributes: dict[str, str]) -> dict[str, Any]:
+    """The result fields a worker copies from its request message's attributes."""
+    try:
+        replays = max(0, int(attributes.get(REPLAY_ATTRIBUTE, "0")))
+    except ValueError:
+        replays = 1  # marked as a replay, with a count someone mangled: still a replay
+    return {"dead_letter_replay": replays}

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("asyncinfer.tools.commands.plan_command", "render a stack's resource graph under Pulumi mocks"),
     "simulate": ("asyncinfer.tools.commands.simulate_command", "cost and latency of configurations on a trace"),
     "tune": ("asyncinfer.tools.commands.tune_command", "least-cost settings that meet a latency goal on a trace"),
+    "dlq": ("asyncinfer.tools.commands.dlq_command", "dead letters: list, show, replay (keeps request ids)"),
 }
 
 

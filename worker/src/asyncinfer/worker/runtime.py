@@ -30,7 +30,14 @@ import pydantic_core
 import structlog
 import torch
 
-from asyncinfer.core.contract import ErrorInfo, InferenceRequest, InferenceResult, Timings, utcnow
+from asyncinfer.core.contract import (
+    ErrorInfo,
+    InferenceRequest,
+    InferenceResult,
+    Timings,
+    carried_from_request,
+    utcnow,
+)
 from asyncinfer.core.worker_settings import WorkerSettings
 from asyncinfer.worker.batcher import MicroBatcher
 from asyncinfer.worker.blobs import write_blob
@@ -377,6 +384,7 @@ class Worker:
             worker_id=self.settings.worker_id,
             model=self.handler.name,
             model_version=self.handler.version,
+            **carried_from_request(delivery.attributes),
         )
 
     def _answer_error(
@@ -402,6 +410,7 @@ class Worker:
                 "delivery_attempt": delivery.delivery_attempt,
                 "replayed": True,
                 "completed_at": utcnow(),
+                **carried_from_request(delivery.attributes),
             }
         )
         self._publish_then_ack(delivery, replay)
