@@ -110,5 +110,6 @@ def test_a_consumer_program_deploys_two_models_from_installed_wheels(
     for model in ("ocr", "symbols"):
         scripts = [s for s in report["startup_scripts"] if f"ASYNCINFER_SUBSCRIPTION={model}-requests" in s]
         assert scripts, f"no startup script subscribes to {model}'s requests"
-        assert all(f"consumer-project/models/{model}:1" in s and "@@" not in s for s in scripts)
+        # The tag is pinned to the digest the stack looked up (the mocks answer the lookup).
+        assert all(f"consumer-project/models/{model}@sha256:" in s and "@@" not in s for s in scripts)
     assert all("docker stop" in s for s in report["shutdown_scripts"])
