@@ -3,7 +3,8 @@
 set -euxo pipefail
 
 apt-get update
-apt-get install -y --no-install-recommends docker.io
+# python3: the startup script's JSON error line and its unhealthy responder on the health port.
+apt-get install -y --no-install-recommends docker.io python3
 
 curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey \
   | gpg --dearmor -o /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg
