@@ -25,8 +25,9 @@ from google.cloud.pubsub_v1.types import BatchSettings
 from pydantic import ValidationError
 
 from asyncinfer.client.pubsub import publisher_client
+from asyncinfer.client.routing import check_client_name, is_for, results_filter
 from asyncinfer.client.tap import PubsubMessage, SubscriptionTap
-from asyncinfer.core.contract import InferenceRequest, InferenceResult
+from asyncinfer.core.contract import CLIENT_ATTRIBUTE, InferenceRequest, InferenceResult
 from asyncinfer.core.lanes import LANE_ATTRIBUTE, Lane, LaneSet
 
 log = structlog.get_logger("asyncinfer.client")
@@ -55,9 +56,15 @@ class AsyncInferClient:
         *,
         lanes: LaneSet | None = None,
         lane_topics: Mapping[str, str] | None = None,
+        client_name: str | None = None,
     ):
         """`lanes` and `lane_topics` (lane name -> requests topic, from the stack) route each request
-        to its lane's topic; without them every request goes to `requests_topic`, as before lanes."""
+        to its lane's topic; without them every request goes to `requests_topic`, as before lanes.
+
+        `client_name` routes results (asyncinfer.client.routing): every request carries it as the
+        `client` attribute and this client's results subscription filters on it, so it receives
+        only its own results; without it, the subscription sees every result on the topic."""
+        self.client_name = None if client_name is None else check_client_name(client_name)
         self._publisher = publisher_client(
             batch_settings=BatchSettings(max_messages=500, max_bytes=5_000_000, max_latency=0.01)
         )
@@ -78,9 +85,17 @@ class AsyncInferClient:
         self.duplicate_answers: Counter[str] = Counter()
         #: Results on the results topic that could not be parsed (they answer nothing we can name).
         self.unreadable_results = 0
+        #: Other clients' results that reached this client's subscription and were dropped (only where
+        #: filters are not applied: the emulator).
+        self.foreign_results = 0
         self._message_to_request: dict[str, str] = {}
         # Both taps exist before anything is submitted, so no answer can slip past.
-        self._taps = [SubscriptionTap.on_topic(project, results_topic, "client", self._on_results).start()]
+        results_filter_text = results_filter(self.client_name) if self.client_name else ""
+        self._taps = [
+            SubscriptionTap.on_topic(
+                project, results_topic, "client", self._on_results, message_filter=results_filter_text
+            ).start()
+        ]
         if dead_letter_topic:
             self._taps.append(
                 SubscriptionTap.on_topic(project, dead_letter_topic, "client", self._on_dead_letters).start()
@@ -135,6 +150,8 @@ class AsyncInferClient:
         if self._lanes is not None:
             name = attributes.get(LANE_ATTRIBUTE) or self._lanes.default
             topic = self._lane_topics[self._lanes.get(name).name]
+        if self.client_name is not None:
+            attributes = {**attributes, CLIENT_ATTRIBUTE: self.client_name}
         with self._lock:
             self.submitted_at[key] = time.monotonic()
         future: Future[str] = self._publisher.publish(topic, data, **attributes)
@@ -188,6 +205,11 @@ class AsyncInferClient:
 
     def _on_results(self, messages: list[PubsubMessage], arrived: float) -> None:
         for message in messages:
+            if self.client_name is not None and not is_for(message.attributes, self.client_name):
+                # Another client's result: Pub/Sub's filter keeps these away; the emulator does not.
+                with self._lock:
+                    self.foreign_results += 1
+                continue
             try:
                 result = InferenceResult.model_validate_json(message.data)
             except ValidationError:

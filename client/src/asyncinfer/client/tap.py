@@ -39,12 +39,15 @@ class SubscriptionTap:
         *,
         topic: str | None = None,
         max_messages: int = 1000,
+        message_filter: str = "",
     ) -> None:
         self._subscriber = subscriber_client()
         self.path = self._subscriber.subscription_path(project, subscription)
         self._owned = topic is not None
         if topic is not None:
-            self._subscriber.create_subscription(name=self.path, topic=f"projects/{project}/topics/{topic}")
+            self._subscriber.create_subscription(
+                request={"name": self.path, "topic": f"projects/{project}/topics/{topic}", "filter": message_filter}
+            )
         self._on_messages = on_messages
         self._max_messages = max_messages
         self._stop = threading.Event()
@@ -56,10 +59,17 @@ class SubscriptionTap:
 
     @classmethod
     def on_topic(
-        cls, project: str, topic: str, label: str, on_messages: Callable[[list[PubsubMessage], float], None]
+        cls,
+        project: str,
+        topic: str,
+        label: str,
+        on_messages: Callable[[list[PubsubMessage], float], None],
+        message_filter: str = "",
     ) -> SubscriptionTap:
-        """A fresh subscription of this tap's own on `topic`, deleted on close."""
-        return cls(project, f"{topic}-{label}-{uuid.uuid4().hex[:10]}", on_messages, topic=topic)
+        """A fresh subscription of this tap's own on `topic` (with a Pub/Sub filter, if given), deleted on close."""
+        return cls(
+            project, f"{topic}-{label}-{uuid.uuid4().hex[:10]}", on_messages, topic=topic, message_filter=message_filter
+        )
 
     def start(self) -> SubscriptionTap:
         self._thread.start()

@@ -21,6 +21,13 @@ ALLOWED_URI_SCHEMES = ("file://", "gs://")
 REPLAY_ATTRIBUTE = "dead_letter_replay"
 #: The id of the dead-letter copy a replay came from, to trace it back.
 REPLAY_SOURCE_ATTRIBUTE = "dead_letter_message_id"
+#: The sender's name. The worker copies it onto the result (body and attribute), so each client's
+#: results subscription can filter on `attributes.client = "<name>"` and receive only its own.
+CLIENT_ATTRIBUTE = "client"
+#: Letters, digits, '.', '_', '-': safe inside a Pub/Sub filter's quoted string and a subscription name.
+CLIENT_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+#: The request's priority lane (asyncinfer.core.lanes.LANE_ATTRIBUTE), copied onto the result for cost reports.
+LANE_ATTRIBUTE = "lane"
 
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 JsonScalar = str | int | float | bool | None
@@ -143,6 +150,8 @@ class InferenceResult(BaseModel):
         ge=0,
         description="How many times the request was replayed from the dead-letter queue (0: it never was).",
     )
+    client: str | None = Field(default=None, description="The sender's name (request attribute `client`).")
+    lane: str | None = Field(default=None, description="The priority lane the request came through (attribute `lane`).")
 
     @property
     def ok(self) -> bool:
@@ -155,4 +164,8 @@ def carried_from_request(attributes: dict[str, str]) -> dict[str, Any]:
         replays = max(0, int(attributes.get(REPLAY_ATTRIBUTE, "0")))
     except ValueError:
         replays = 1  # marked as a replay, with a count someone mangled: still a replay
-    return {"dead_letter_replay": replays}
+    return {
+        "dead_letter_replay": replays,
+        "client": attributes.get(CLIENT_ATTRIBUTE),
+        "lane": attributes.get(LANE_ATTRIBUTE),
+    }

@@ -31,6 +31,7 @@ import structlog
 import torch
 
 from asyncinfer.core.contract import (
+    CLIENT_ATTRIBUTE,
     ErrorInfo,
     InferenceRequest,
     InferenceResult,
@@ -485,6 +486,9 @@ def _wire(result: InferenceResult) -> tuple[bytes, dict[str, str]]:
     attributes = {"status": result.status, "message_id": result.message_id}
     if result.request_id is not None:
         attributes["request_id"] = result.request_id
+    if result.client is not None:
+        # What a client's results subscription filters on: it receives only its own results.
+        attributes[CLIENT_ATTRIBUTE] = result.client
     return result.model_dump_json(exclude_none=True).encode(), attributes
 
 
