@@ -28,3 +28,18 @@ def test_a_digest_pins_the_repository_whatever_the_tag() -> None:
     assert digest_of(ref) is None
     with pytest.raises(ValueError, match="sha256:<64 hex"):
         digest_of(f"{ref}@sha256:abc")
+
+
+def test_an_unbaked_image_is_refused_with_the_key_and_the_fix() -> None:
+    from asyncinfer.components.stack_config import StackConfigError, parse_stack_config
+
+    with pytest.raises(StackConfigError, match=r"asyncinfer:imageBaked: false is not supported.*bake"):
+        parse_stack_config(
+            {
+                "gcp:project": "p",
+                "asyncinfer:image": "asia-northeast1-docker.pkg.dev/p/r/m:1",
+                "asyncinfer:existingImage": "my-image",
+                "asyncinfer:imageBaked": "false",
+            },
+            stack="symbols",
+        )
