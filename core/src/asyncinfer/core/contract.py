@@ -118,6 +118,17 @@ class Timings(BaseModel):
     total_ms: float | None = None
 
 
+class Cost(BaseModel):
+    """What answering one request cost: its share of its batch's inference time (the batch's model
+    call divided by the items in it) times the VM's price. A worker's idle time is not in any request's
+    cost; the worker reports it separately (its `usage` log line)."""
+
+    usd: float = Field(description="inference_share_ms x price_per_hour_usd / 3,600,000.")
+    inference_share_ms: float = Field(description="The batch's inference time divided by its size.")
+    price_per_hour_usd: float = Field(description="The VM's price the worker was given (0: none was).")
+    price_basis: str = Field(description="Where the price came from, e.g. 'spot, assumed list price'.")
+
+
 class InferenceResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -152,6 +163,7 @@ class InferenceResult(BaseModel):
     )
     client: str | None = Field(default=None, description="The sender's name (request attribute `client`).")
     lane: str | None = Field(default=None, description="The priority lane the request came through (attribute `lane`).")
+    cost: Cost | None = Field(default=None, description="The request's share of its batch's inference cost.")
 
     @property
     def ok(self) -> bool:

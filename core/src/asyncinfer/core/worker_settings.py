@@ -48,6 +48,13 @@ class WorkerSettings(BaseSettings):
     #: The gRPC message size limit of the worker's Pub/Sub channels under the emulator; -1 (default)
     #: is none, as on the real service. A smaller value reproduces a message the worker cannot receive.
     pubsub_max_message_bytes: int = Field(-1, ge=-1)
+    #: The VM's price per hour (USD), which each result's cost estimate uses; 0: none given. The
+    #: stack sets it from its config; see docs/OPERATIONS.md for the price table (assumed list prices).
+    price_per_hour_usd: float = Field(0.0, ge=0)
+    #: Where the price came from (Spot or on-demand, configured or assumed), copied into every cost.
+    price_basis: str = "unset"
+    #: How often the worker logs its `usage` line (inference vs idle time and cost); 0 turns it off.
+    usage_log_interval_s: float = Field(60.0, ge=0)
 
     @model_validator(mode="after")
     def _lease_covers_batch(self) -> WorkerSettings:

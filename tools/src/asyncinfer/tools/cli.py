@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("asyncinfer.tools.commands.simulate_command", "cost and latency of configurations on a trace"),
     "tune": ("asyncinfer.tools.commands.tune_command", "least-cost settings that meet a latency goal on a trace"),
     "dlq": ("asyncinfer.tools.commands.dlq_command", "dead letters: list, show, replay (keeps request ids)"),
+    "cost": ("asyncinfer.tools.commands.cost_command", "cost per model, lane and day from collected results"),
 }
 
 

@@ -42,6 +42,7 @@ from asyncinfer.core.contract import (
 from asyncinfer.core.worker_settings import WorkerSettings
 from asyncinfer.worker.batcher import MicroBatcher
 from asyncinfer.worker.blobs import write_blob
+from asyncinfer.worker.cost import CostMeter
 from asyncinfer.worker.errors import InvalidInputError, TransientError
 from asyncinfer.worker.handler import ModelHandler
 from asyncinfer.worker.intake import Rejection, load_input, read_request
@@ -93,6 +94,7 @@ class Worker:
         self._answered: OrderedDict[str, InferenceResult] = OrderedDict()
         self._last_loop_at = time.monotonic()
         self._device = torch.device("cpu")
+        self._cost = CostMeter(settings.price_per_hour_usd, settings.price_basis, settings.usage_log_interval_s)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -130,6 +132,7 @@ class Worker:
             self._stopping.wait(self.settings.load_failure_exit_s)
             return 1
         self._answer_thread.start()
+        self._cost.start(self._stopping)
         self.transport.start(self._on_delivery)
         log.info(
             "worker started",
@@ -194,6 +197,7 @@ class Worker:
             finished_while_draining=finished,
             nacked_while_draining=nacked,
             left_to_lease_expiry=unanswered,
+            usage=self._cost.snapshot(),
             **self.count_snapshot(),
         )
         return 0
@@ -268,6 +272,7 @@ class Worker:
                 log.warning("batch failed; retrying its items one by one", size=len(batch), error=repr(exc))
                 outputs = [self._predict_alone(item.tensor) for item in batch]
             inference_ms = (time.monotonic() - started) * 1000
+            self._cost.add_batch(inference_ms)
             # Building, serialising and publishing results is Python work: hand it to the answer
             # thread so the next batch's inference runs meanwhile instead of waiting for it.
             self._finished.put(FinishedBatch(batch_id, batch, outputs, started, inference_ms))
@@ -287,6 +292,7 @@ class Worker:
                         log.exception("answering failed", request_id=item.request.request_id)
                         result = self._error_result(item.delivery, item.request.request_id, "internal_error", repr(exc))
                     if result is not None:
+                        result.cost = self._cost.share(finished.inference_ms, len(finished.items))
                         answers.append((item.delivery, result))
                 self._publish_batch_then_ack(answers)
                 log.info(
