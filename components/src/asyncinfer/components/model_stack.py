@@ -20,10 +20,12 @@ import pulumi
 from asyncinfer.components.baked_image import BakedImage, BakedImageArgs
 from asyncinfer.components.monitoring import Monitoring, MonitoringArgs
 from asyncinfer.components.queue import Queue, QueueArgs
+from asyncinfer.components.results_export import ResultsExport, ResultsExportArgs
 from asyncinfer.components.schedule_scaler import ScheduleScaler, ScheduleScalerArgs
 from asyncinfer.components.stack_config import StackConfig, load_stack_config, parse_stack_config
 from asyncinfer.components.storage import ClaimCheckBucket, ClaimCheckBucketArgs
 from asyncinfer.components.worker_pool import GpuWorkerPool, GpuWorkerPoolArgs
+from asyncinfer.core.worker_settings import worker_environment
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +76,20 @@ class ModelStack(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.results_export: ResultsExport | None = None
+        if config.results_bigquery_dataset:
+            self.results_export = ResultsExport(
+                f"{name}-results-export",
+                ResultsExportArgs(
+                    model=model,
+                    project=config.project,
+                    results_topic_id=self.queue.results_topic_id,
+                    dataset=config.results_bigquery_dataset,
+                    table=config.results_bigquery_table,
+                    location=config.results_bigquery_location,
+                ),
+                opts=child,
+            )
         image_args: dict[str, Any] = {"driver_branch": config.driver_branch} if config.driver_branch else {}
         self.image = BakedImage(
             f"{name}-image",
@@ -143,7 +159,7 @@ class ModelStack(pulumi.ComponentResource):
                 max_wait_ms=config.max_wait_ms,
                 drain_timeout_s=config.drain_timeout_s,
                 health_port=config.health_port,
-                worker_env=config.worker_env,
+                worker_env={**_price_env(config), **config.worker_env},
                 boot_to_ready_s=config.boot_to_ready_s,
                 cpu_utilization_target=config.cpu_utilization_target,
                 custom_metrics=config.custom_metric_signals(),
@@ -181,7 +197,15 @@ class ModelStack(pulumi.ComponentResource):
             "service_account": self.pool.service_account_email,
             "instance_group": self.pool.instance_group_manager_id,
             "dashboard": self.monitoring.dashboard_id,
+            "results_table": self.results_export.table_id if self.results_export else None,
         }
+
+
+def _price_env(config: StackConfig) -> dict[str, str]:
+    """The worker settings that put a cost into every result (none without a configured price)."""
+    if config.price_per_hour_usd is None:
+        return {}
+    return worker_environment(price_per_hour_usd=config.price_per_hour_usd, price_basis=config.price_basis)
 
 
 def program(schedule_start: dt.date | None = None) -> ModelStack:

@@ -183,6 +183,18 @@ class StackConfig(BaseModel):
     # --- monitoring
     notification_channels: list[str] = Field(default_factory=list)
 
+    # --- cost and the results export (docs/OPERATIONS.md)
+    #: The pool's VM price per hour (USD); the workers put each result's share of it into the result.
+    #: Unset: no price is given and every cost is 0 (the table in docs/OPERATIONS.md lists assumed ones).
+    price_per_hour_usd: float | None = Field(default=None, ge=0)
+    #: Where that price comes from (the pool runs Spot VMs: a Spot price, list or negotiated).
+    price_basis: str = Field(default="spot, configured", min_length=1)
+    #: A BigQuery dataset to export every result into (a Pub/Sub BigQuery subscription); unset: none.
+    results_bigquery_dataset: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]{1,1024}$")
+    results_bigquery_table: str = Field(default="results", pattern=r"^[A-Za-z0-9_]{1,1024}$")
+    #: The dataset's location; unset: BigQuery's default. Keep it near gcp:region.
+    results_bigquery_location: str | None = None
+
     @model_validator(mode="before")
     @classmethod
     def _unbaked_boot(cls, data: Any) -> Any:

@@ -1,0 +1,75 @@
+"""The BigQuery export of results and the configured price, under Pulumi mocks: the table's columns
+come from the contract, Pub/Sub's agent may write them, the subscription maps JSON fields to columns,
+and the workers get the price that puts a cost into every result."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from asyncinfer.components.model_stack import ModelStack, ModelStackArgs
+from asyncinfer.components.results_export import ResultsExportArgs, bigquery_schema
+from asyncinfer.components.stack_config import StackConfigError
+from asyncinfer.components.testing import run_under_mocks
+from asyncinfer.core.contract import InferenceResult
+
+IMAGE = "asia-northeast1-docker.pkg.dev/p/asyncinfer/symbols:1"
+
+
+def test_the_table_schema_follows_the_contract() -> None:
+    columns, left_out = bigquery_schema()
+    by_name = {c["name"]: c for c in columns}
+    # Every result field is a column, except the free-form objects, which are named as left out.
+    assert set(by_name) | set(left_out) == set(InferenceResult.model_fields)
+    assert sorted(left_out) == ["message_attributes", "output"]
+    assert by_name["completed_at"]["type"] == "TIMESTAMP"
+    assert by_name["request_id"]["type"] == "STRING" and by_name["replayed"]["type"] == "BOOL"
+    assert {f["name"]: f["type"] for f in by_name["cost"]["fields"]} == {
+        "usd": "FLOAT64", "inference_share_ms": "FLOAT64", "price_per_hour_usd": "FLOAT64", "price_basis": "STRING",
+    }
+    assert all(c["mode"] == "NULLABLE" for c in columns)
+
+
+def test_bad_dataset_names_fail_before_any_resource() -> None:
+    with pytest.raises(ValueError, match="letters, digits"):
+        ResultsExportArgs(model="ocr", project="p", results_topic_id="t", dataset="my-results")
+    with pytest.raises(StackConfigError, match="resultsBigqueryDataset"):
+        ModelStackArgs.of(image=IMAGE, project="test-project", results_bigquery_dataset="has-dash")
+
+
+def test_the_stack_exports_results_to_bigquery_and_prices_its_workers() -> None:
+    def build() -> ModelStack:
+        return ModelStack("ocr", ModelStackArgs.of(
+            image=IMAGE, project="test-project", results_bigquery_dataset="asyncinfer_results",
+            price_per_hour_usd=0.28, price_basis="spot L4, assumed list price",
+        ))
+
+    graph = run_under_mocks(build, project="test-project", stack="dev")
+    by_type = {r.type: r for r in graph}
+    table = by_type["gcp:bigquery/table:Table"]
+    columns, _ = bigquery_schema()
+    assert json.loads(table.inputs["schema"]) == columns
+    assert table.inputs["timePartitioning"] == {"type": "DAY", "field": "completed_at"}
+    assert by_type["gcp:bigquery/dataset:Dataset"].inputs["datasetId"] == "asyncinfer_results"
+    writer = by_type["gcp:bigquery/iamMember:IamMember"]
+    assert writer.inputs["role"] == "roles/bigquery.dataEditor"
+    assert writer.inputs["member"].startswith("serviceAccount:") and "pubsub" in writer.inputs["member"]
+    (export,) = [r for r in graph if r.type == "gcp:pubsub/subscription:Subscription"
+                 and r.inputs.get("name") == "ocr-results-bigquery"]
+    assert export.inputs["topic"].endswith("/topics/ocr-results")
+    assert export.inputs["bigqueryConfig"] == {
+        "table": "test-project.asyncinfer_results.results", "useTableSchema": True, "dropUnknownFields": True,
+    }
+    assert writer.urn in export.dependencies
+    templates = [r for r in graph if r.type == "gcp:compute/instanceTemplate:InstanceTemplate"]
+    rendered = json.dumps([t.inputs for t in templates])
+    assert "ASYNCINFER_PRICE_PER_HOUR_USD" in rendered and "spot L4, assumed list price" in rendered
+
+
+def test_no_export_and_no_price_unless_configured() -> None:
+    graph = run_under_mocks(lambda: ModelStack("ocr", ModelStackArgs.of(image=IMAGE, project="test-project")),
+                            project="test-project", stack="dev")
+    assert not [r for r in graph if r.type.startswith("gcp:bigquery/")]
+    rendered = json.dumps([r.inputs for r in graph if r.type == "gcp:compute/instanceTemplate:InstanceTemplate"])
+    assert "ASYNCINFER_PRICE_PER_HOUR_USD" not in rendered
