@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from asyncinfer.core.gce import DRAIN_TIMEOUT_S
+from asyncinfer.core.lanes import Lane, LaneSet
+
+
+class LaneSubscription(BaseModel):
+    """One priority lane a worker pulls: core.lanes.Lane plus the subscription that carries it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    priority: int
+    latency_goal_s: float
+    subscription: str = Field(description="subscription name or projects/P/subscriptions/S path")
 
 
 class WorkerSettings(BaseSettings):
@@ -56,11 +69,33 @@ class WorkerSettings(BaseSettings):
     #: How often the worker logs its `usage` line (inference vs idle time and cost); 0 turns it off.
     usage_log_interval_s: float = Field(60.0, ge=0)
 
+    #: Priority lanes (JSON list of LaneSubscription): the worker pulls every lane's subscription and
+    #: serves them in priority order; `subscription` must be one of them (the default lane's). Empty:
+    #: the worker pulls `subscription` alone, as before lanes.
+    lanes: list[LaneSubscription] = Field(default_factory=list)
+
     @model_validator(mode="after")
     def _lease_covers_batch(self) -> WorkerSettings:
         if self.drain_timeout_s >= self.max_lease_s:
             raise ValueError("drain_timeout_s must be shorter than max_lease_s")
+        if self.lanes:
+            self.lane_set()  # a lane configuration that cannot work fails here, naming the lane
         return self
+
+    def lane_set(self) -> LaneSet:
+        """The lanes as core.lanes sees them; the default lane is the one on `subscription`."""
+        paths = self.lane_subscription_paths()
+        defaults = [name for name, path in paths.items() if path == self.subscription_path()]
+        if len(defaults) != 1:
+            raise ValueError(
+                f"subscription {self.subscription!r} must be the subscription of exactly one lane "
+                f"(lanes: {', '.join(f'{x.name}={x.subscription}' for x in self.lanes)})."
+            )
+        lanes = tuple(Lane(name=x.name, priority=x.priority, latency_goal_s=x.latency_goal_s) for x in self.lanes)
+        return LaneSet(lanes, defaults[0])
+
+    def lane_subscription_paths(self) -> dict[str, str]:
+        return {x.name: _qualify(x.subscription, self.project, "subscriptions") for x in self.lanes}
 
     @property
     def flow_control_max_messages(self) -> int:
@@ -92,5 +127,16 @@ def worker_environment(**values: object) -> dict[str, str]:
     unknown = sorted(set(values) - set(WorkerSettings.model_fields))
     if unknown:
         raise ValueError(f"not worker settings: {', '.join(unknown)}; WorkerSettings lists the names")
-    return {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in values.items()}
+    return {f"{ENV_PREFIX}{name.upper()}": _env_value(value) for name, value in values.items()}
+
+
+def _env_value(value: object) -> str:
+    # pydantic-settings reads list and dict settings as JSON.
+    if isinstance(value, list | tuple | dict):
+        return json.dumps([_plain(v) for v in value] if not isinstance(value, dict) else value)
+    return str(value)
+
+
+def _plain(value: object) -> object:
+    return value.model_dump() if isinstance(value, BaseModel) else value
 

@@ -16,7 +16,10 @@ from pydantic import ValidationError
 
 from asyncinfer.core.logs import configure_logging
 from asyncinfer.core.worker_settings import WorkerSettings
+from asyncinfer.worker.handler import ModelHandler
 from asyncinfer.worker.health import HealthServer
+from asyncinfer.worker.lane_transport import LaneTransports
+from asyncinfer.worker.lane_worker import LaneWorker
 from asyncinfer.worker.loading import load_handler
 from asyncinfer.worker.runtime import Worker
 from asyncinfer.worker.transport import PubSubTransport
@@ -34,6 +37,25 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def build_worker(settings: WorkerSettings, handler: ModelHandler) -> Worker:
+    """One transport per subscription: the queue's own, or one per priority lane."""
+
+    def transport(subscription_path: str) -> PubSubTransport:
+        return PubSubTransport(
+            subscription_path,
+            settings.results_topic_path(),
+            max_messages=settings.flow_control_max_messages,
+            max_lease_s=settings.max_lease_s,
+            max_message_bytes=settings.pubsub_max_message_bytes,
+        )
+
+    if not settings.lanes:
+        return Worker(settings, handler, transport(settings.subscription_path()))
+    lanes = settings.lane_set()
+    paths = settings.lane_subscription_paths()
+    return LaneWorker(settings, handler, LaneTransports(lanes, {name: transport(paths[name]) for name in lanes.names}))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     configure_logging(args.log_level, args.json_logs)
@@ -48,14 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a missing module, a bad name or weights missing at construction
         print(f"ASYNCINFER_HANDLER={settings.handler!r} cannot be used: {exc}", file=sys.stderr)
         return RET_BAD_SETTINGS
-    transport = PubSubTransport(
-        settings.subscription_path(),
-        settings.results_topic_path(),
-        max_messages=settings.flow_control_max_messages,
-        max_lease_s=settings.max_lease_s,
-        max_message_bytes=settings.pubsub_max_message_bytes,
-    )
-    worker = Worker(settings, handler, transport)
+    worker = build_worker(settings, handler)
 
     def on_signal(signum: int, _: FrameType | None) -> None:
         log.info("stop requested", signal=signal.Signals(signum).name)

@@ -11,6 +11,7 @@ from types import FrameType
 
 from rich.console import Console
 
+from asyncinfer.core.lanes import LaneSet
 from asyncinfer.core.logs import configure_logging
 from asyncinfer.tools.commands.tables import measures_table
 from asyncinfer.tools.local.emulator import EmulatorError
@@ -28,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--project", default="asyncinfer-local")
     up.add_argument("--handler", default=SYMBOLS_HANDLER)
     up.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    up.add_argument("--fallback-max-workers", type=int, default=0,
+                    help="an on-demand fallback pool of at most this many workers (0: none)")
+    up.add_argument("--spot-stockout", action="store_true",
+                    help="hold the (Spot) pool at zero, as a regional Spot stockout would; the fallback answers")
+    up.add_argument("--no-lanes", action="store_true", help="one queue without priority lanes")
     status = sub.add_parser("status", help="print the running stack's names and workers")
     status.add_argument("--json", action="store_true")
     status.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
@@ -45,7 +51,13 @@ def run(args: argparse.Namespace) -> int:
         max_workers=args.max_workers,
         backlog_per_worker=args.backlog_per_worker,
         state_dir=args.state_dir,
+        fallback_max_workers=args.fallback_max_workers,
+        spot_stockout=args.spot_stockout,
+        lanes=None if args.no_lanes else LaneSet.defaults(),
     )
+    if args.spot_stockout and args.fallback_max_workers < 1:
+        print("--spot-stockout holds the pool at zero: give --fallback-max-workers 1 or more, or nothing answers")
+        return 2
     stop = threading.Event()
 
     def on_signal(signum: int, _: FrameType | None) -> None:
@@ -59,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
     except EmulatorError as exc:
         print(exc)
         return 3
-    print(f"local stack up: emulator {stack.emulator_host}, queue {config.queue}; Ctrl-C stops it")
+    lanes = ", ".join(config.lanes.names) if config.lanes else "none"
+    pools = "pool held at zero (Spot stockout)" if config.spot_stockout else f"pool of up to {config.max_workers}"
+    if config.fallback_max_workers:
+        pools += f", fallback pool of up to {config.fallback_max_workers}"
+    print(f"local stack up: emulator {stack.emulator_host}, queue {config.queue}, lanes {lanes}, {pools}; "
+          "Ctrl-C stops it")
     try:
         stop.wait()
     finally:

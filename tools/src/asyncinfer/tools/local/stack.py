@@ -16,9 +16,10 @@ from typing import Any
 
 import structlog
 
+from asyncinfer.core.lanes import LaneSet, fallback_assignments, lane_policies, shared_assignments
 from asyncinfer.core.policy import ScalingPolicy
 from asyncinfer.core.topology import QueueTopology
-from asyncinfer.core.worker_settings import worker_environment
+from asyncinfer.core.worker_settings import LaneSubscription, worker_environment
 from asyncinfer.tools.local.backlog import BacklogMeter
 from asyncinfer.tools.local.controller import PoolController
 from asyncinfer.tools.local.emulator import PubSubEmulator
@@ -53,6 +54,14 @@ class LocalStackConfig:
     ack_deadline_s: int = 10
     state_dir: Path = DEFAULT_STATE_DIR
     extra_worker_env: dict[str, str] = field(default_factory=dict)
+    #: Priority lanes: a requests topic and worker subscription per lane (the default lane keeps the
+    #: queue's original ones), one backlog signal per lane. None: one queue, as before lanes.
+    lanes: LaneSet | None = field(default_factory=LaneSet.defaults)
+    #: The on-demand fallback pool's cap; 0: no fallback pool.
+    fallback_max_workers: int = 0
+    #: Hold the (Spot) pool at zero from the start, as a regional Spot stockout would: its workers
+    #: never start, and only the fallback pool answers.
+    spot_stockout: bool = False
 
     @property
     def topology(self) -> QueueTopology:
@@ -73,6 +82,28 @@ class LocalStackConfig:
             scale_in_stabilization_s=self.scale_in_stabilization_s,
         )
 
+    def lane_assignments(self) -> dict[str, float]:
+        """The pool's per-lane assignments: its backlog_per_worker shared among the lanes."""
+        assert self.lanes is not None
+        return shared_assignments(self.lanes, self.backlog_per_worker)
+
+    @property
+    def fallback_policy(self) -> ScalingPolicy:
+        return ScalingPolicy(
+            min_replicas=0,
+            max_replicas=max(1, self.fallback_max_workers),
+            single_instance_assignment=self.backlog_per_worker * self.fallback_factor,
+            scale_in_stabilization_s=self.scale_in_stabilization_s,
+        )
+
+    @property
+    def fallback_factor(self) -> float:
+        """The fallback owns what the whole pool owns at its largest (at least twice one worker's)."""
+        return max(self.max_workers, 2)
+
+    def fallback_assignments(self) -> dict[str, float]:
+        return fallback_assignments(self.lane_assignments(), self.fallback_factor)
+
 
 class LocalStack:
     def __init__(self, config: LocalStackConfig) -> None:
@@ -82,6 +113,8 @@ class LocalStack:
         self.emulator_host = os.environ.get(EMULATOR_ENV, "")
         self.meter: BacklogMeter | None = None
         self.controller: PoolController | None = None
+        #: The on-demand fallback pool (config.fallback_max_workers > 0).
+        self.fallback: PoolController | None = None
         self.state_file = config.state_dir / "stack.json"
         self._started_at = 0.0
         self._state_lock = threading.Lock()
@@ -95,10 +128,23 @@ class LocalStack:
             log.info("emulator started", host=self.emulator_host)
         # The client libraries read this; set it before any client is made in this process.
         os.environ[EMULATOR_ENV] = self.emulator_host
-        ensure_topology(self.config.project, self.topology)
-        self.meter = BacklogMeter(self.config.project, self.topology)
+        lanes = self.config.lanes
+        ensure_topology(self.config.project, self.topology, lanes=lanes)
+        self.meter = BacklogMeter(self.config.project, self.topology, lanes)
         self.meter.start()
         cores = os.cpu_count() or 1
+        lane_settings = {}
+        if lanes is not None:
+            lane_settings["lanes"] = [
+                LaneSubscription(
+                    name=lane.name,
+                    priority=lane.priority,
+                    latency_goal_s=lane.latency_goal_s,
+                    subscription=lanes.requests_subscription(self.topology, lane.name),
+                )
+                for lane in lanes.lanes
+            ]
+        processes = self.config.max_workers + self.config.fallback_max_workers
         worker_env = {
             EMULATOR_ENV: self.emulator_host,
             **worker_environment(
@@ -111,21 +157,49 @@ class LocalStack:
                 drain_timeout_s=self.config.drain_timeout_s,
                 health_port=0,
                 # processes x threads must not exceed the cores, or every worker slows the others.
-                torch_threads=max(1, cores // max(1, self.config.max_workers)),
+                torch_threads=max(1, cores // max(1, processes)),
                 file_root=self.blob_root.resolve(),
                 results_uri_prefix=f"file://{(self.config.state_dir / 'results').resolve()}",
+                **lane_settings,
             ),
             **self.config.extra_worker_env,
         }
         self.blob_root.mkdir(parents=True, exist_ok=True)
+        meter = self.meter
+        by_lane: dict[str, object] = {}
+        if lanes is not None:
+            by_lane = {
+                "lane_policies": lane_policies(self.config.policy, self.config.lane_assignments()),
+                "lane_backlogs": meter.backlogs,
+            }
         self.controller = PoolController(
             self.config.policy,
-            self.meter.backlog,
+            meter.backlog,
             worker_env,
             self.config.state_dir / "logs",
             drain_timeout_s=self.config.drain_timeout_s,
             on_tick=lambda _: self.write_state(),
+            **by_lane,  # type: ignore[arg-type]
         )
+        if self.config.spot_stockout:
+            self.controller.hold_at_zero.set()
+        if self.config.fallback_max_workers > 0:
+            fallback_lanes: dict[str, object] = {}
+            if lanes is not None:
+                fallback_lanes = {
+                    "lane_policies": lane_policies(self.config.fallback_policy, self.config.fallback_assignments()),
+                    "lane_backlogs": meter.backlogs,
+                }
+            self.fallback = PoolController(
+                self.config.fallback_policy,
+                meter.backlog,
+                worker_env,
+                self.config.state_dir / "logs",
+                drain_timeout_s=self.config.drain_timeout_s,
+                name="fallback",
+                **fallback_lanes,  # type: ignore[arg-type]
+            )
+            self.fallback.start()
         self.controller.start()
         self.write_state()
         return self
@@ -137,6 +211,8 @@ class LocalStack:
     def status(self) -> dict[str, Any]:
         topology = self.topology
         workers = self.controller.workers() if self.controller else []
+        lanes = self.config.lanes
+        fallback = self.fallback
         return {
             "emulator_host": self.emulator_host,
             "project": self.config.project,
@@ -153,6 +229,29 @@ class LocalStack:
             "peak_workers": self.controller.stats.peak_workers if self.controller else 0,
             "replaced_workers": self.controller.stats.replaced if self.controller else 0,
             "workers": [{"pid": w.pid, "state": w.state} for w in workers],
+            "lanes": [
+                {
+                    "name": lane.name,
+                    "priority": lane.priority,
+                    "latency_goal_s": lane.latency_goal_s,
+                    "requests_topic": lanes.requests_topic(topology, lane.name),
+                    "requests_subscription": lanes.requests_subscription(topology, lane.name),
+                }
+                for lane in lanes.lanes
+            ]
+            if lanes is not None
+            else [],
+            "default_lane": lanes.default if lanes is not None else None,
+            "lane_backlogs": self.meter.backlogs() if self.meter is not None else {},
+            "spot_held_at_zero": bool(self.controller and self.controller.hold_at_zero.is_set()),
+            "fallback": None
+            if fallback is None
+            else {
+                "max_workers": self.config.fallback_max_workers,
+                "target_workers": fallback.target,
+                "peak_workers": fallback.stats.peak_workers,
+                "workers": [{"pid": w.pid, "state": w.state} for w in fallback.workers()],
+            },
         }
 
     def write_state(self) -> None:
@@ -167,6 +266,8 @@ class LocalStack:
     def stop(self) -> None:
         if self.controller is not None:
             self.controller.stop()
+        if self.fallback is not None:
+            self.fallback.stop()
         if self.meter is not None:
             self.meter.stop()
         if self.emulator is not None:

@@ -1,0 +1,101 @@
+"""The worker with priority lanes: every lane's subscription pulled, batches chosen by lane.
+
+Everything the runtime guarantees stays as it is (nothing acked before its result is published,
+SIGTERM drain, bad-item isolation, the lease bound); two things change:
+- held items wait in a LaneBatcher instead of a FIFO queue, so a batch is chosen in core.lanes
+  order (priority first, age boost) and may mix lanes; what is held stays bounded, because every
+  lane's transport has its own flow control;
+- a message whose `lane` attribute names another lane than the subscription it came from gets an
+  error result (`wrong_lane`): it was published to the wrong topic, and serving it there would
+  give it another lane's priority and goal.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pydantic_core
+
+from asyncinfer.core.lanes import LANE_ATTRIBUTE, Lane, Waiting
+from asyncinfer.core.worker_settings import WorkerSettings
+from asyncinfer.worker.handler import ModelHandler
+from asyncinfer.worker.lane_batcher import LaneBatcher
+from asyncinfer.worker.lane_transport import LaneTransports
+from asyncinfer.worker.runtime import HeldItem, Worker
+from asyncinfer.worker.transport import Delivery
+
+
+class _LaneIntake:
+    """Where the runtime's intake puts a ready item: the lane batcher, remembering the item's lane."""
+
+    def __init__(self, worker: LaneWorker) -> None:
+        self._worker = worker
+
+    def put(self, item: HeldItem) -> None:
+        ack_id = item.delivery.ack_id
+        self._worker._held_lanes[ack_id] = self._worker._arriving[ack_id]
+        self._worker._lane_batcher.put(item)
+
+
+class LaneWorker(Worker):
+    def __init__(self, settings: WorkerSettings, handler: ModelHandler, transport: LaneTransports) -> None:
+        super().__init__(settings, handler, transport)  # type: ignore[arg-type]
+        self.lane_transports = transport
+        # Ack id -> the lane whose subscription delivered it: while its intake runs, then while held.
+        # Dict operations on distinct keys from several threads are atomic in CPython.
+        self._arriving: dict[str, Lane] = {}
+        self._held_lanes: dict[str, Lane] = {}
+        self._lane_batcher: LaneBatcher[HeldItem] = LaneBatcher(
+            settings.max_batch_size, settings.max_wait_ms / 1000, self._waiting
+        )
+        self._batcher = self._lane_batcher  # type: ignore[assignment]
+        self._ready = _LaneIntake(self)  # type: ignore[assignment]
+
+    def _waiting(self, item: HeldItem) -> Waiting:
+        lane = self._held_lanes[item.delivery.ack_id]
+        submitted = item.request.submitted_at
+        # Age counts from the client's submit time when it gave one (the time spent in Pub/Sub
+        # counts against the goal), else from when this worker received the message.
+        if submitted is not None:
+            published = submitted.timestamp()
+        else:
+            published = time.time() - (time.monotonic() - item.received_at)
+        return Waiting(lane.priority, lane.latency_goal_s, published)
+
+    def _on_delivery(self, delivery: Delivery) -> None:
+        self._arriving[delivery.ack_id] = self.lane_transports.take_lane(delivery)
+        try:
+            super()._on_delivery(delivery)
+        finally:
+            self._arriving.pop(delivery.ack_id, None)
+
+    def _intake(self, delivery: Delivery) -> None:
+        lane = self._arriving[delivery.ack_id]
+        claimed = delivery.attributes.get(LANE_ATTRIBUTE)
+        if claimed is not None and claimed != lane.name:
+            self._answer_error(
+                delivery,
+                _request_id(delivery.data),
+                "wrong_lane",
+                f"the message says lane {claimed!r} but came from lane {lane.name!r}'s subscription; publish it "
+                f"to its lane's topic (the lanes are {self.lane_transports.lanes.describe()}).",
+            )
+            return
+        super()._intake(delivery)
+
+    def _process_batch(self, batch: list[HeldItem]) -> None:
+        try:
+            super()._process_batch(batch)
+        finally:
+            for item in batch:
+                self._held_lanes.pop(item.delivery.ack_id, None)
+
+
+def _request_id(data: bytes) -> str | None:
+    """The request id, if the body has one, so the client can match the error to its request."""
+    try:
+        body = pydantic_core.from_json(data)
+    except ValueError:
+        return None
+    value = body.get("request_id") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
