@@ -79,6 +79,10 @@ def _column(
     if kind == "object":
         left_out.append(f"{prefix}{name}")
         return None
+    if kind == "array":
+        item = _column(name, spec.get("items", {}), definitions, left_out, prefix)
+        return None if item is None else {**item, **({"description": description} if description else {}),
+                                          "mode": "REPEATED"}
     raise SchemaDerivationError(f"contract field {prefix}{name} has JSON Schema {spec!r}; no BigQuery type for it")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -28,6 +29,17 @@ CLIENT_ATTRIBUTE = "client"
 CLIENT_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 #: The request's priority lane (asyncinfer.core.lanes.LANE_ATTRIBUTE), copied onto the result for cost reports.
 LANE_ATTRIBUTE = "lane"
+#: Pipeline lineage (asyncinfer.core.pipeline): set on a child request by the stage forwarder and
+#: copied into the result's `lineage`.
+ROOT_ATTRIBUTE = "pipeline_root"
+PARENT_ATTRIBUTE = "pipeline_parent"
+STAGE_ATTRIBUTE = "pipeline_stage"
+INDEX_ATTRIBUTE = "fanout_index"
+COUNT_ATTRIBUTE = "fanout_count"
+#: JSON list of the earlier stages' {stage, request_id, timings}.
+UPSTREAM_ATTRIBUTE = "pipeline_upstream"
+#: JSON object of the fan-out item's scalar fields (a crop's position, say), apart from its payload.
+ITEM_ATTRIBUTE = "fanout_item"
 
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 JsonScalar = str | int | float | bool | None
@@ -129,6 +141,28 @@ class Cost(BaseModel):
     price_basis: str = Field(description="Where the price came from, e.g. 'spot, assumed list price'.")
 
 
+class StageTimings(BaseModel):
+    """One earlier stage of a pipeline: its request and how long each part took there."""
+
+    stage: str
+    request_id: str
+    timings: Timings = Field(default_factory=Timings)
+
+
+class Lineage(BaseModel):
+    """Where a pipeline answer comes from: the original request, the stage, the fan-out position."""
+
+    root_request_id: str = Field(description="The request the client submitted to the pipeline's first stage.")
+    stage: str = Field(description="The stage that produced this answer (or failed).")
+    parent_request_id: str | None = Field(default=None, description="The request the previous stage answered.")
+    index: int = Field(default=0, ge=0, description="This child's position in its parent's fan-out.")
+    count: int = Field(default=1, ge=0, description="How many children the parent fanned out to (0: none).")
+    upstream: list[StageTimings] = Field(default_factory=list, description="The earlier stages, first first.")
+    item: dict[str, JsonScalar] = Field(
+        default_factory=dict, description="The fan-out item's other fields (e.g. where a crop was cut)."
+    )
+
+
 class InferenceResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -164,6 +198,7 @@ class InferenceResult(BaseModel):
     client: str | None = Field(default=None, description="The sender's name (request attribute `client`).")
     lane: str | None = Field(default=None, description="The priority lane the request came through (attribute `lane`).")
     cost: Cost | None = Field(default=None, description="The request's share of its batch's inference cost.")
+    lineage: Lineage | None = Field(default=None, description="Set on the answers of a pipeline's stages.")
 
     @property
     def ok(self) -> bool:
@@ -180,4 +215,37 @@ def carried_from_request(attributes: dict[str, str]) -> dict[str, Any]:
         "dead_letter_replay": replays,
         "client": attributes.get(CLIENT_ATTRIBUTE),
         "lane": attributes.get(LANE_ATTRIBUTE),
+        "lineage": lineage_from(attributes),
     }
+
+
+def lineage_from(attributes: dict[str, str]) -> Lineage | None:
+    """The lineage a stage forwarder put on a child request, or None outside a pipeline. Never raises:
+    a mangled attribute must not cost the request its answer."""
+    root = attributes.get(ROOT_ATTRIBUTE)
+    if not root:
+        return None
+    try:
+        upstream = [StageTimings.model_validate(x) for x in json.loads(attributes.get(UPSTREAM_ATTRIBUTE, "[]"))]
+    except (ValueError, TypeError):
+        upstream = []
+    try:
+        raw_item = json.loads(attributes.get(ITEM_ATTRIBUTE, "{}"))
+        item: dict[str, JsonScalar] = {
+            str(k): v for k, v in raw_item.items() if isinstance(v, str | int | float | bool)
+        }
+    except (ValueError, TypeError, AttributeError):
+        item = {}
+    try:
+        index, count = int(attributes.get(INDEX_ATTRIBUTE, "0")), int(attributes.get(COUNT_ATTRIBUTE, "1"))
+        return Lineage(
+            root_request_id=root,
+            stage=attributes.get(STAGE_ATTRIBUTE, ""),
+            parent_request_id=attributes.get(PARENT_ATTRIBUTE),
+            index=index,
+            count=count,
+            upstream=upstream,
+            item=item,
+        )
+    except ValueError:
+        return Lineage(root_request_id=root, stage=attributes.get(STAGE_ATTRIBUTE, ""), upstream=upstream)
