@@ -138,3 +138,18 @@ def test_pages_through_two_stages_are_joined_with_lineage(emulator_host: str, tm
         forwarder.close()
         for worker in workers:
             stop(worker)
+
+
+@pytest.mark.emulator
+def test_the_pipeline_demo_runs_from_zero_and_loses_nothing(emulator_host: str, tmp_path: Path) -> None:
+    """`asyncinfer demo --pipeline`'s engine on the session's emulator: both pools start at zero."""
+    from asyncinfer.tools.pipeline_demo import run_pipeline_demo
+
+    report = run_pipeline_demo(pages=4, symbols_per_page=4, max_workers=1, seed=3, timeout_s=120,
+                               state_dir=tmp_path / "pipeline")
+    assert report["failures"] == [], report
+    assert report["pages_lost"] == 0 and report["symbols_found"] == report["symbols_placed"] == 16
+    for stage in ("segment", "classify"):
+        figures = report["stages"][stage]
+        assert figures["lost"] == 0 and figures["dead-lettered"] == 0 and figures["peak workers"] >= 1
+    assert report["stages"]["classify"]["submitted"] == report["stages"]["classify"]["ok"] >= 16

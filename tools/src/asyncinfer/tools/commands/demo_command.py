@@ -33,11 +33,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, default=Path(".asyncinfer/demo-report.json"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=150.0, help="seconds to wait for the last answer")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="the two-stage example chain instead: pages cut into symbol crops, each classified")
+    parser.add_argument("--pages", type=int, default=20, help="with --pipeline: pages to submit")
+    parser.add_argument("--symbols-per-page", type=int, default=6, help="with --pipeline: symbols on each page")
 
 
 def run(args: argparse.Namespace) -> int:
     configure_logging("WARNING")
     console = Console()
+    if args.pipeline:
+        from asyncinfer.tools.commands.pipeline_report import run_pipeline
+
+        return run_pipeline(args, console)
     run_id = new_run_id()
     # A fresh queue: on a shared emulator (PUBSUB_EMULATOR_HOST set) an earlier run's leftovers stay out.
     config = LocalStackConfig(queue=f"demo-{run_id}", max_workers=args.max_workers,
