@@ -5,6 +5,7 @@ and the workers get the price that puts a cost into every result."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from asyncinfer.components.results_export import ResultsExportArgs, bigquery_sch
 from asyncinfer.components.stack_config import StackConfigError
 from asyncinfer.components.testing import run_under_mocks
 from asyncinfer.core.contract import InferenceResult
+from asyncinfer.core.prices import assumed_vm_price
 
 IMAGE = "asia-northeast1-docker.pkg.dev/p/asyncinfer/symbols:1"
 
@@ -69,9 +71,27 @@ def test_the_stack_exports_results_to_bigquery_and_prices_its_workers() -> None:
     assert "ASYNCINFER_PRICE_PER_HOUR_USD" in rendered and "spot L4, assumed list price" in rendered
 
 
-def test_no_export_and_no_price_unless_configured() -> None:
+def _template_env(graph: list[Any]) -> str:
+    return json.dumps([r.inputs for r in graph if r.type == "gcp:compute/instanceTemplate:InstanceTemplate"])
+
+
+def test_no_export_unless_configured_and_the_assumed_price_by_default() -> None:
     graph = run_under_mocks(lambda: ModelStack("ocr", ModelStackArgs.of(image=IMAGE, project="test-project")),
                             project="test-project", stack="dev")
     assert not [r for r in graph if r.type.startswith("gcp:bigquery/")]
-    rendered = json.dumps([r.inputs for r in graph if r.type == "gcp:compute/instanceTemplate:InstanceTemplate"])
-    assert "ASYNCINFER_PRICE_PER_HOUR_USD" not in rendered
+    # The default shape (g2-standard-4, one L4) is in the table: its Spot price, labelled assumed.
+    rendered = _template_env(graph)
+    assert "ASYNCINFER_PRICE_PER_HOUR_USD" in rendered and "0.28" in rendered and "ASSUMED" in rendered
+
+
+def test_a_shape_the_price_table_lacks_gets_no_price() -> None:
+    assumed = assumed_vm_price("nvidia-l4", "g2-standard-4", 1, spot=True)
+    assert assumed is not None and assumed[0] == 0.28 and assumed[1].startswith("spot g2-standard-4")
+    assert "ASSUMED" in assumed[1]
+    assert assumed_vm_price("nvidia-l4", "g2-standard-8", 1, spot=True) is None
+    assert assumed_vm_price("nvidia-l4", "g2-standard-4", 2, spot=True) is None
+    graph = run_under_mocks(
+        lambda: ModelStack("ocr", ModelStackArgs.of(image=IMAGE, project="test-project", machine_type="g2-standard-8")),
+        project="test-project", stack="dev",
+    )
+    assert "ASYNCINFER_PRICE_PER_HOUR_USD" not in _template_env(graph)

@@ -25,6 +25,7 @@ from asyncinfer.components.schedule_scaler import ScheduleScaler, ScheduleScaler
 from asyncinfer.components.stack_config import StackConfig, load_stack_config, parse_stack_config
 from asyncinfer.components.storage import ClaimCheckBucket, ClaimCheckBucketArgs
 from asyncinfer.components.worker_pool import GpuWorkerPool, GpuWorkerPoolArgs
+from asyncinfer.core.prices import assumed_vm_price
 from asyncinfer.core.worker_settings import worker_environment
 
 
@@ -202,10 +203,15 @@ class ModelStack(pulumi.ComponentResource):
 
 
 def _price_env(config: StackConfig) -> dict[str, str]:
-    """The worker settings that put a cost into every result (none without a configured price)."""
-    if config.price_per_hour_usd is None:
+    """The worker settings that put a cost into every result: the configured price, else the assumed
+    table price of this VM shape (the pool runs Spot VMs), else none (every cost is then 0)."""
+    if config.price_per_hour_usd is not None:
+        return worker_environment(price_per_hour_usd=config.price_per_hour_usd, price_basis=config.price_basis)
+    assumed = assumed_vm_price(config.gpu_type, config.machine_type, config.gpu_count, spot=True)
+    if assumed is None:
         return {}
-    return worker_environment(price_per_hour_usd=config.price_per_hour_usd, price_basis=config.price_basis)
+    price, basis = assumed
+    return worker_environment(price_per_hour_usd=price, price_basis=basis)
 
 
 def program(schedule_start: dt.date | None = None) -> ModelStack:

@@ -185,7 +185,8 @@ class StackConfig(BaseModel):
 
     # --- cost and the results export (docs/OPERATIONS.md)
     #: The pool's VM price per hour (USD); the workers put each result's share of it into the result.
-    #: Unset: no price is given and every cost is 0 (the table in docs/OPERATIONS.md lists assumed ones).
+    #: Unset: the assumed table price of this VM shape (asyncinfer.core.prices), labelled as assumed;
+    #: a shape the table lacks gets none (every cost 0).
     price_per_hour_usd: float | None = Field(default=None, ge=0)
     #: Where that price comes from (the pool runs Spot VMs: a Spot price, list or negotiated).
     price_basis: str = Field(default="spot, configured", min_length=1)

@@ -14,32 +14,14 @@ percent of the bill, and the same for every design compared here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from asyncinfer.core.prices import PRICE_TABLE as PRICE_TABLE
+from asyncinfer.core.prices import PRICES_AS_OF as PRICES_AS_OF
+from asyncinfer.core.prices import VmPrice as VmPrice
 from asyncinfer.tools.simulator.assumptions import BILLING_MINIMUM_S
 
-#: Assumed figures (asyncinfer.tools.simulator.assumptions, docs/CAPACITY.md): not measured, not live.
-PRICES_AS_OF = "2025 list prices, us-central1 (H100: 2026-09-26); approximate, not fetched live"
-
-
-@dataclass(frozen=True)
-class VmPrice:
-    machine_type: str
-    on_demand_usd_per_hour: float
-    spot_usd_per_hour: float
-
-    def per_hour(self, spot: bool) -> float:
-        return self.spot_usd_per_hour if spot else self.on_demand_usd_per_hour
-
-
-#: GPU type (the accelerator name GCE uses) -> the smallest machine that carries one of them.
-PRICE_TABLE: dict[str, VmPrice] = {
-    "nvidia-tesla-t4": VmPrice("n1-standard-4 + 1x T4", on_demand_usd_per_hour=0.54, spot_usd_per_hour=0.18),
-    "nvidia-l4": VmPrice("g2-standard-4 (1x L4)", on_demand_usd_per_hour=0.71, spot_usd_per_hour=0.28),
-    "nvidia-tesla-v100": VmPrice("n1-standard-8 + 1x V100", on_demand_usd_per_hour=2.86, spot_usd_per_hour=0.99),
-    "nvidia-tesla-a100": VmPrice("a2-highgpu-1g (1x A100 40GB)", on_demand_usd_per_hour=3.67, spot_usd_per_hour=1.47),
-    "nvidia-h100-80gb": VmPrice("a3-highgpu-1g (1x H100 80GB)", on_demand_usd_per_hour=10.98, spot_usd_per_hour=6.57),
-}
+# Assumed figures (asyncinfer.tools.simulator.assumptions, docs/CAPACITY.md): not measured, not live.
+# The table itself, with its source, lives in asyncinfer.core.prices, so the stack's cost estimates
+# and the simulator read the same numbers.
 
 
 class UnknownGpuError(KeyError):
