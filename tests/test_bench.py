@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from asyncinfer.tools.bench import TARGETS
 from asyncinfer.tools.cli import main
 
 pytestmark = pytest.mark.emulator
@@ -17,7 +18,8 @@ def test_bench_smoke_writes_a_sane_report(emulator_host: str, tmp_path: Path) ->
     out = tmp_path / "bench.json"
     code = main([
         "bench", "--json", str(out), "--sizes", "1,4", "--count", "24", "--rounds", "1",
-        "--latency-samples", "3", "--cold-starts", "1", "--quiet",
+        "--latency-samples", "3", "--cold-starts", "1", "--standin-ms", "2", "--standin-batch", "4",
+        "--decode-requests", "64", "--quiet",
     ])
     assert code == 0
     report = json.loads(out.read_text())
@@ -25,17 +27,39 @@ def test_bench_smoke_writes_a_sane_report(emulator_host: str, tmp_path: Path) ->
     assert 0 < report["ratio"] < 100
     assert report["torch_threads"] == 1 and report["device"] == "cpu"
     assert [s["batch_size"] for s in report["sizes"]] == [1, 4]
-    for size in report["sizes"]:
+    for size in [*report["sizes"], report["standin"]]:
         assert size["bare_per_s"] > 0 and size["pipeline_per_s"] > 0 and size["ratio"] > 0
-        assert size["noop_pipeline_per_s"] > 0
         assert size["errors"] == 0
         assert math.isclose(size["ratio"], size["pipeline_per_s"] / size["bare_per_s"], rel_tol=0.01)
+        assert len(size["ratio_rounds"]) == len(size["pipeline_rounds"]) == 1
+        # The worker's CPU (its intake processes included) is more than nothing, and what is left
+        # outside the model is that CPU less the bare model's.
+        assert size["cpu_us_per_request"]["worker"] > 0
+        assert math.isclose(size["worker_cpu_outside_model_us"],
+                            size["cpu_us_per_request"]["worker"] - size["model_cpu_us_per_request"], abs_tol=1.0)
+    for size in report["sizes"]:
+        assert size["noop_pipeline_per_s"] > 0
+    standin = report["standin"]
+    assert standin["model"] == "standin" and standin["batch_ms"] == 2.0 and standin["nominal_per_s"] == 2000.0
+    # The stand-in sleeps: its predict costs the CPU next to nothing, unlike the real model.
+    assert standin["model_cpu_us_per_request"] < report["sizes"][-1]["model_cpu_us_per_request"]
+    scaling = report["decode_scaling"]
+    assert scaling["requests"] == 64 and all(v > 0 for v in scaling["per_s"].values())
     for key in ("latency_ms", "latency_no_wait_ms"):
         latency = report[key]
         assert latency["samples"] == 3
         assert 0 < latency["total_p50"] <= latency["total_p99"]
         assert latency["inference_p50"] > 0
+        # Timestamps from the worker: its share is part of the total, the broker's is the rest.
+        assert 0 < latency["in_worker_p50"] < latency["total_p50"]
+        assert latency["broker_p50"] > 0
     assert report["emulator_hop_ms"]["p50"] > 0
-    assert report["cold_start_s"]["median"] > 0
+    start = report["worker_process_start_s"]
+    assert start["min"] <= start["median"] <= start["max"] and start["median"] > 0
+    system = report["system_cold_start_from_zero_s"]
+    assert "derived" in system["what"] and system["value"] == sum(system["parts"].values()) > start["median"]
     assert report["decode_us_per_image"] > 0 and report["intake_us_per_request"] > 0
-    assert set(report["targets"]) == {"ratio_batch32", "added_latency_p50_ms", "added_latency_p99_ms", "cold_start_s"}
+    assert set(report["targets"]) == set(TARGETS)
+    for name, row in report["targets"].items():
+        if name != "worker_cpu_outside_model_us_batch32" and name != "ratio_batch32":  # no batch 32 here
+            assert row["value"] is not None, name

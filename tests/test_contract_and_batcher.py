@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import queue
 import threading
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from asyncinfer.core.contract import InferenceRequest, InferenceResult
-from asyncinfer.worker.batcher import MicroBatcher
+from asyncinfer.worker.batcher import MicroBatcher, ReadyQueue
 from asyncinfer.worker.errors import InvalidInputError
 from asyncinfer.worker.intake import Rejection, load_input, read_request
 
@@ -79,7 +78,7 @@ def test_naive_deadline_is_refused() -> None:
 
 
 def test_batch_fills_up_to_max_size_without_waiting() -> None:
-    source: queue.Queue[int] = queue.Queue()
+    source: ReadyQueue[int] = ReadyQueue()
     for i in range(10):
         source.put(i)
     batcher = MicroBatcher(source, max_size=4, max_wait_s=5.0)
@@ -92,7 +91,7 @@ def test_wait_starts_at_the_first_item_and_is_bounded() -> None:
     """Measured from the events, not against wall-clock windows a loaded machine can miss: the wait
     runs from the first item (never shorter than max_wait after it, however long the idle time
     before it), and it is bounded: an item arriving long after max_wait is not in the batch."""
-    source: queue.Queue[int] = queue.Queue()
+    source: ReadyQueue[int] = ReadyQueue()
     batcher = MicroBatcher(source, max_size=32, max_wait_s=0.2)
     first_put_at: list[float] = []
     returned = threading.Event()
@@ -115,11 +114,11 @@ def test_wait_starts_at_the_first_item_and_is_bounded() -> None:
     feeder.join()
     assert batch == [1, 2]
     assert returned_at - first_put_at[0] >= 0.2 - 0.01  # gathered for max_wait after the first item
-    assert source.get_nowait() == 3  # and stopped: the late item waits for the next batch
+    assert source.take(None, 0) == [3]  # and stopped: the late item waits for the next batch
 
 
 def test_stop_returns_what_is_there() -> None:
-    source: queue.Queue[int] = queue.Queue()
+    source: ReadyQueue[int] = ReadyQueue()
     stop = threading.Event()
     stop.set()
     assert MicroBatcher(source, 4, 1.0).next_batch(stop) == []
@@ -137,3 +136,12 @@ def test_worker_environment_names_real_settings_only() -> None:
     assert settings.max_batch_size == 8
     with pytest.raises(ValueError, match="max_batchsize"):
         worker_environment(max_batchsize=8)
+
+
+def test_a_chunk_put_at_once_is_taken_in_batches() -> None:
+    source: ReadyQueue[int] = ReadyQueue()
+    source.put_many(range(40))
+    batcher = MicroBatcher(source, max_size=32, max_wait_s=0.0)
+    assert batcher.next_batch(threading.Event()) == list(range(32))
+    assert batcher.next_batch(threading.Event()) == list(range(32, 40))
+    assert batcher.drain_nowait() == []

@@ -58,6 +58,9 @@ class WorkerSettings(BaseSettings):
     worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     #: Request ids remembered so a redelivery is answered again without a second inference.
     result_cache_size: int = Field(10_000, ge=0)
+    #: Processes that read and decode requests off the worker's interpreter, so decode scales with
+    #: vCPUs; -1 picks one per core beyond the first (1 to 4), 0 reads in threads of the worker itself.
+    intake_processes: int = Field(-1, ge=-1, le=64)
     #: The gRPC message size limit of the worker's Pub/Sub channels under the emulator; -1 (default)
     #: is none, as on the real service. A smaller value reproduces a message the worker cannot receive.
     pubsub_max_message_bytes: int = Field(-1, ge=-1)

@@ -1,13 +1,23 @@
 """The worker loop: deliveries in, one final answer per message out.
 
 Threads and their jobs:
-- the transport's puller asks Pub/Sub for at most as many messages as flow control leaves room for;
-- intake threads read, validate and decode each delivery (so decoding overlaps with inference) and
-  hand ready items to a queue; what can never succeed is answered at once;
+- the transport's puller asks Pub/Sub for at most as many messages as flow control leaves room for
+  and hands each pull response, as one chunk, to the intake pool;
+- intake processes (asyncinfer.worker.intake_pool) read, validate and decode a chunk's bodies off
+  this interpreter, so decode uses the machine's other cores and overlaps with inference; a reader
+  thread per process puts the chunk's ready items into the ready queue in one step and answers
+  what can never succeed at once;
 - the main thread gathers micro-batches from that queue and runs the model;
-- the answer thread builds the batch's results and publishes them in one call; each message is acked
-  only after its result is published, so a crash between inference and publish means a redelivery,
-  never a lost answer.
+- the answer thread builds the batch's results and publishes them in one call, then settles the
+  batch's acks in one step; each message is acked only after its result is published, so a crash
+  between inference and publish means a redelivery, never a lost answer.
+
+Per-request work in this interpreter is kept to what must be here: no per-message thread hand-off,
+no per-message lock round trips (leases, acks, counters and the result cache are touched once per
+chunk or batch), results built without re-validating what the worker itself produced.
+
+Transports that only deliver one message at a time (the priority lanes' LaneTransports) get the
+per-delivery path: `_on_delivery` -> `_intake` on the transport's intake threads, as before.
 
 Shutdown (SIGTERM from a preemption or a scale-in): stop pulling, finish what is held while the drain
 bound allows and nack the rest, wait for results in flight, send the last acks, log the counts.
@@ -17,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import queue
 import threading
 import time
@@ -40,23 +51,32 @@ from asyncinfer.core.contract import (
     utcnow,
 )
 from asyncinfer.core.worker_settings import WorkerSettings
-from asyncinfer.worker.batcher import MicroBatcher
+from asyncinfer.worker.batcher import MicroBatcher, ReadyQueue
 from asyncinfer.worker.blobs import write_blob
 from asyncinfer.worker.cost import CostMeter
 from asyncinfer.worker.errors import InvalidInputError, TransientError
 from asyncinfer.worker.handler import ModelHandler
 from asyncinfer.worker.intake import Rejection, load_input, read_request
+from asyncinfer.worker.intake_pool import FAILED, READY, REJECTED, IntakePool, ReadChunk
 from asyncinfer.worker.transport import Delivery, PubSubTransport
 
 log = structlog.get_logger("asyncinfer.worker")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """What the runtime keeps of a request once intake has read it."""
+
+    request_id: str
+    submitted_at: dt.datetime | None
+
+
+@dataclass(slots=True)
 class HeldItem:
     """A delivery that passed intake and waits for the model."""
 
     delivery: Delivery
-    request: InferenceRequest
+    request: InferenceRequest | ReadRequest
     tensor: torch.Tensor
     received_at: float = field(default_factory=time.monotonic)
 
@@ -83,7 +103,18 @@ class Worker:
         self._counts_lock = threading.Lock()
         self.model_loaded = False
         self.load_error: str | None = None
-        self._ready: queue.Queue[HeldItem] = queue.Queue()
+        # A plain PubSubTransport hands over whole pull responses, read in the intake pool; other
+        # transports (priority lanes) deliver message by message to _on_delivery.
+        self._pooled = isinstance(transport, PubSubTransport)
+        self._intake_pool = IntakePool(
+            settings.handler,
+            processes=intake_processes(settings.intake_processes),
+            threads=4,
+            file_root=settings.file_root,
+            max_inline_bytes=settings.max_inline_bytes,
+            handler=handler,
+        )
+        self._ready: ReadyQueue[HeldItem] = ReadyQueue()
         self._finished: queue.Queue[FinishedBatch] = queue.Queue()
         self._answer_thread = threading.Thread(target=self._answer_loop, name="answer", daemon=True)
         self._batcher = MicroBatcher(self._ready, settings.max_batch_size, settings.max_wait_ms / 1000)
@@ -131,9 +162,20 @@ class Worker:
             # then replaces the VM), then exit non-zero so a supervisor restarts the process.
             self._stopping.wait(self.settings.load_failure_exit_s)
             return 1
+        if self._pooled:
+            try:
+                self._intake_pool.start()
+            except Exception as exc:
+                self.load_error = f"intake could not start: {exc!r}"
+                log.exception("intake failed to start")
+                self._stopping.wait(self.settings.load_failure_exit_s)
+                return 1
         self._answer_thread.start()
         self._cost.start(self._stopping)
-        self.transport.start(self._on_delivery)
+        if self._pooled:
+            self.transport.start(self._on_delivery, on_pull=self._on_pull)
+        else:
+            self.transport.start(self._on_delivery)
         log.info(
             "worker started",
             subscription=self.settings.subscription_path(),
@@ -170,6 +212,8 @@ class Worker:
         self._stopping.set()
         # Stop pulling first: a stream left open would keep delivering messages only to be nacked.
         self.transport.stop_pulling(timeout_s=min(5.0, self.settings.drain_timeout_s))
+        # Chunks still being read land in the ready queue (or are answered) before the drain decides.
+        self._intake_pool.wait_idle(timeout_s=max(0.1, min(5.0, deadline - time.monotonic())))
         finished = nacked = 0
         last_batch_s = 0.0
         while True:
@@ -191,6 +235,7 @@ class Worker:
             self._all_answered.wait_for(lambda: self._unanswered == 0, timeout=max(0.1, deadline - time.monotonic()))
             unanswered = self._unanswered
         self.transport.close()
+        self._intake_pool.close()
         log.info(
             "worker stopped",
             drained_in_ms=round((time.monotonic() - started) * 1000, 1),
@@ -203,6 +248,55 @@ class Worker:
         return 0
 
     # --- intake (client callback threads) -------------------------------------------------------------
+
+    def _on_pull(self, deliveries: list[Delivery]) -> None:
+        """One pull response (on the puller thread): counted once, read as one chunk."""
+        with self._lock:
+            self._unanswered += len(deliveries)
+        self._count("received", len(deliveries))
+        if self._stopping.is_set():
+            self._nack_many(deliveries, "arrived_while_stopping")
+            return
+        self._intake_pool.submit([d.data for d in deliveries], lambda chunk: self._on_chunk(deliveries, chunk))
+
+    def _on_chunk(self, deliveries: list[Delivery], chunk: ReadChunk | BaseException) -> None:
+        """A chunk read by intake (on its reader thread): ready items go to the batcher in one step."""
+        if isinstance(chunk, BaseException):
+            # The intake process died under this chunk: hand every message back for redelivery; a
+            # body that kills the decoder every time is dead-lettered after the subscription's attempts.
+            self._nack_many(deliveries, "intake_lost", error=repr(chunk))
+            return
+        ready: list[HeldItem] = []
+        transient: list[Delivery] = []
+        cached_ids: list[tuple[Delivery, InferenceResult]] = []
+        with self._lock:
+            answered = self._answered
+            for delivery, outcome in zip(deliveries, chunk.outcomes, strict=True):
+                if outcome[0] == READY:
+                    cached = answered.get(outcome[1])
+                    if cached is not None:
+                        cached_ids.append((delivery, cached))
+                        continue
+                    submitted = None if outcome[2] is None else dt.datetime.fromtimestamp(outcome[2], dt.UTC)
+                    ready.append(HeldItem(
+                        delivery, ReadRequest(outcome[1], submitted), chunk.tensors[outcome[3]], delivery.received_at
+                    ))
+        if ready:
+            self._ready.put_many(ready)
+        for delivery, cached in cached_ids:
+            self._publish_replay(delivery, cached)
+        for delivery, outcome in zip(deliveries, chunk.outcomes, strict=True):
+            kind = outcome[0]
+            if kind == REJECTED:
+                self._answer_error(delivery, outcome[1], outcome[2], outcome[3])
+            elif kind == FAILED:
+                log.error("intake failed", message_id=delivery.message_id, error=outcome[2])
+                self._answer_error(delivery, outcome[1], "internal_error", outcome[2])
+            elif kind != READY:
+                transient.append(delivery)
+                log.info("nacked", reason="transient_input_error", message_id=delivery.message_id, error=outcome[2])
+        if transient:
+            self._nack_many(transient, "transient_input_error", quiet=True)
 
     def _on_delivery(self, delivery: Delivery) -> None:
         with self._lock:
@@ -254,7 +348,7 @@ class Worker:
         except InvalidInputError as exc:
             self._answer_error(delivery, request.request_id, exc.code, exc.message)
             return
-        self._ready.put(HeldItem(delivery=delivery, request=request, tensor=tensor))
+        self._ready.put(HeldItem(delivery=delivery, request=request, tensor=tensor, received_at=delivery.received_at))
 
     # --- inference (main thread) ----------------------------------------------------------------
 
@@ -284,25 +378,48 @@ class Worker:
             finished = self._finished.get()
             structlog.contextvars.bind_contextvars(batch_id=finished.batch_id)
             try:
-                answers: list[tuple[Delivery, InferenceResult]] = []
-                for item, output in zip(finished.items, finished.outputs, strict=True):
-                    try:
-                        result = self._result_for(item, output, finished.started, finished.inference_ms)
-                    except Exception as exc:  # never strand a message: answer it with the reason
-                        log.exception("answering failed", request_id=item.request.request_id)
-                        result = self._error_result(item.delivery, item.request.request_id, "internal_error", repr(exc))
-                    if result is not None:
-                        result.cost = self._cost.share(finished.inference_ms, len(finished.items))
-                        answers.append((item.delivery, result))
-                self._publish_batch_then_ack(answers)
-                log.info(
-                    "batch done",
-                    size=len(finished.items),
-                    inference_ms=round(finished.inference_ms, 2),
-                    request_ids=[i.request.request_id for i in finished.items[:8]],
-                )
+                self._answer_batch(finished)
+            except Exception:  # never let the answer thread die: the batch's messages come back
+                log.exception("answering a batch failed; its messages will be redelivered")
+                self._nack_many([i.delivery for i in finished.items], "answer_failed")
             finally:
                 structlog.contextvars.unbind_contextvars("batch_id")
+
+    def _answer_batch(self, finished: FinishedBatch) -> None:
+        answers: list[tuple[HeldItem, InferenceResult]] = []
+        # Once per batch, not per item: the clock, the cost share, the lease check.
+        now = time.monotonic()
+        wall_now = time.time()
+        completed_at = dt.datetime.fromtimestamp(wall_now, dt.UTC)
+        cost = self._cost.share(finished.inference_ms, len(finished.items))
+        if now - min(i.received_at for i in finished.items) > self.settings.max_lease_s:
+            self._warn_lease_expired(finished.items, now)
+        for item, output in zip(finished.items, finished.outputs, strict=True):
+            try:
+                result = self._result_for(item, output, finished, now, wall_now, completed_at)
+            except Exception as exc:  # never strand a message: answer it with the reason
+                log.exception("answering failed", request_id=item.request.request_id)
+                result = self._error_result(item.delivery, item.request.request_id, "internal_error", repr(exc))
+            if result is not None:
+                result.cost = cost
+                answers.append((item, result))
+        self._remember_many([result for _, result in answers if result.status == "ok"])
+        self._publish_batch_then_ack(answers)
+        log.info(
+            "batch done",
+            size=len(finished.items),
+            inference_ms=round(finished.inference_ms, 2),
+            request_ids=[i.request.request_id for i in finished.items[:8]],
+        )
+
+    def _warn_lease_expired(self, items: list[HeldItem], now: float) -> None:
+        # The lease may have lapsed and another worker may hold a redelivery: answer anyway,
+        # under the same request id, and say so, so the duplicate is visible and not silent.
+        for item in items:
+            if now - item.received_at > self.settings.max_lease_s:
+                self._count("lease_expired")
+                log.warning("lease may have expired; a duplicate answer is possible",
+                            request_id=item.request.request_id)
 
     def _predict(self, tensors: list[torch.Tensor]) -> list[dict[str, Any]]:
         if self._device.type == "cuda":
@@ -325,16 +442,12 @@ class Worker:
             return exc
 
     def _result_for(
-        self, item: HeldItem, output: dict[str, Any] | Exception, started: float, inference_ms: float
+        self, item: HeldItem, output: dict[str, Any] | Exception, finished: FinishedBatch, now: float,
+        wall_now: float, completed_at: dt.datetime,
     ) -> InferenceResult | None:
         """The answer to one batch item, or None when it was handed back (nacked) instead."""
         request = item.request
-        if time.monotonic() - item.received_at > self.settings.max_lease_s:
-            # The lease may have lapsed and another worker may hold a redelivery: answer anyway,
-            # under the same request id, and say so, so the duplicate is visible and not silent.
-            self._count("lease_expired")
-            log.warning("lease may have expired; a duplicate answer is possible", request_id=request.request_id)
-        timings = self._timings(item, started, inference_ms)
+        timings = self._timings(item, finished.started, finished.inference_ms, now, wall_now)
         if isinstance(output, TransientError):
             self._nack(item.delivery, "transient_model_error", error=str(output))
             return None
@@ -344,32 +457,37 @@ class Worker:
                 item.delivery, request.request_id, "handler_error", f"the model failed on this input: {output!r}",
                 timings=timings,
             )
-        problem = _output_problem(output)
-        if problem:
-            return self._error_result(item.delivery, request.request_id, "invalid_output", problem, timings=timings)
-        result = self._new_result(item.delivery, request.request_id, "ok", timings=timings)
         # pydantic-core's Rust serializer: several times faster than json.dumps, and it measures the
-        # UTF-8 size the result will actually have on the wire.
-        encoded = pydantic_core.to_json(output)
+        # UTF-8 size the result will actually have on the wire. Non-finite numbers come out as the
+        # (non-JSON) tokens NaN / Infinity, and unknown types raise: only then is the output walked.
+        try:
+            encoded = pydantic_core.to_json(output)
+            suspect = b"NaN" in encoded or b"Infinity" in encoded
+        except Exception:
+            encoded, suspect = b"", True
+        problem = _output_problem(output) if suspect else None
+        if problem or not encoded:
+            problem = problem or "the model produced an output that cannot be sent as JSON"
+            return self._error_result(item.delivery, request.request_id, "invalid_output", problem, timings=timings)
+        result = self._new_result(item.delivery, request.request_id, "ok", timings=timings, completed_at=completed_at)
         if len(encoded) > self.settings.max_inline_output_bytes:
             result.output_uri = write_blob(
                 self.settings.results_uri_prefix, f"{request.request_id}-{item.delivery.message_id}.json", encoded
             )
         else:
             result.output = output
-        self._remember(result)
         return result
 
-    def _timings(self, item: HeldItem, started: float, inference_ms: float) -> Timings:
-        now = time.monotonic()
+    def _timings(self, item: HeldItem, started: float, inference_ms: float, now: float, wall_now: float) -> Timings:
         submitted = item.request.submitted_at
         queued_ms = None
         total_ms = None
         if submitted is not None:
-            wall_received = utcnow() - _seconds(now - item.received_at)
-            queued_ms = max(0.0, (wall_received - submitted).total_seconds() * 1000)
-            total_ms = max(0.0, (utcnow() - submitted).total_seconds() * 1000)
-        return Timings(
+            submitted_s = submitted.timestamp()
+            queued_ms = max(0.0, (wall_now - (now - item.received_at) - submitted_s) * 1000)
+            total_ms = max(0.0, (wall_now - submitted_s) * 1000)
+        # Built without validation: every value here is a float the worker computed itself.
+        return Timings.model_construct(
             queued_ms=_round(queued_ms),
             batch_wait_ms=_round((started - item.received_at) * 1000),
             inference_ms=_round(inference_ms),
@@ -379,18 +497,23 @@ class Worker:
     # --- answers ----------------------------------------------------------------------------------
 
     def _new_result(
-        self, delivery: Delivery, request_id: str | None, status: str, timings: Timings | None = None
+        self, delivery: Delivery, request_id: str | None, status: str, timings: Timings | None = None,
+        completed_at: dt.datetime | None = None,
     ) -> InferenceResult:
-        return InferenceResult(
+        # model_construct: the fields come from the worker itself and from a request intake already
+        # validated, so validating them again would only cost CPU per result. Unset fields get their
+        # defaults as with the constructor.
+        return InferenceResult.model_construct(
             request_id=request_id,
             message_id=delivery.message_id,
             message_attributes=dict(delivery.attributes) if request_id is None else {},
-            status=status,  # type: ignore[arg-type]
+            status=status,
             timings=timings or Timings(),
             delivery_attempt=delivery.delivery_attempt,
             worker_id=self.settings.worker_id,
             model=self.handler.name,
             model_version=self.handler.version,
+            completed_at=completed_at or utcnow(),
             **carried_from_request(delivery.attributes),
         )
 
@@ -422,21 +545,30 @@ class Worker:
         )
         self._publish_then_ack(delivery, replay)
 
-    def _publish_batch_then_ack(self, answers: list[tuple[Delivery, InferenceResult]]) -> None:
-        """A batch's results in one publish call (one RPC, no per-message futures), then the acks."""
+    def _publish_batch_then_ack(self, answers: list[tuple[HeldItem, InferenceResult]]) -> None:
+        """A batch's results in one publish call (one RPC, no per-message futures), then its acks in
+        one step. Each result carries `worker_ms`: its message's time in this worker, from the pull
+        response to this publish call, so latency can be split between broker and worker."""
         if not answers:
             return
+        now = time.monotonic()
+        messages = []
+        for item, result in answers:
+            body, attributes = _wire(result)
+            attributes["worker_ms"] = f"{(now - item.received_at) * 1000:.2f}"
+            messages.append((body, attributes))
+        deliveries = [item.delivery for item, _ in answers]
         try:
-            self.transport.publish_batch([_wire(result) for _, result in answers])
+            self.transport.publish_batch(messages)
         except Exception as exc:
             # Without published answers the messages must come back: nack, never ack.
-            for delivery, _ in answers:
-                self._nack(delivery, "publish_failed", error=repr(exc))
+            self._nack_many(deliveries, "publish_failed", error=repr(exc))
             return
-        for delivery, result in answers:
-            self._count(f"answered_{result.status}")
-            delivery.ack()
-            self._settled()
+        statuses = Counter(f"answered_{result.status}" for _, result in answers)
+        with self._counts_lock:
+            self.counts.update(statuses)
+        _settle_many(deliveries, ack=True)
+        self._settled(len(deliveries))
 
     def _publish_then_ack(self, delivery: Delivery, result: InferenceResult) -> None:
         future = self.transport.publish(*_wire(result))
@@ -453,37 +585,67 @@ class Worker:
         future.add_done_callback(settle)
 
     def _nack(self, delivery: Delivery, reason: str, **fields: Any) -> None:
-        self._count(f"nacked_{reason}")
-        log.info("nacked", reason=reason, message_id=delivery.message_id, **fields)
-        delivery.nack()
-        self._settled()
+        self._nack_many([delivery], reason, **fields)
 
-    def _count(self, key: str) -> None:
+    def _nack_many(self, deliveries: list[Delivery], reason: str, quiet: bool = False, **fields: Any) -> None:
+        if not deliveries:
+            return
+        self._count(f"nacked_{reason}", len(deliveries))
+        if not quiet:
+            for delivery in deliveries:
+                log.info("nacked", reason=reason, message_id=delivery.message_id, **fields)
+        _settle_many(deliveries, ack=False)
+        self._settled(len(deliveries))
+
+    def _count(self, key: str, n: int = 1) -> None:
         with self._counts_lock:
-            self.counts[key] += 1
+            self.counts[key] += n
 
     def count_snapshot(self) -> dict[str, int]:
         with self._counts_lock:
             return dict(self.counts)
 
-    def _settled(self) -> None:
+    def _settled(self, n: int = 1) -> None:
         with self._all_answered:
-            self._unanswered -= 1
+            self._unanswered -= n
             if self._unanswered == 0:
                 self._all_answered.notify_all()
 
     def _remember(self, result: InferenceResult) -> None:
-        if self.settings.result_cache_size == 0 or result.request_id is None:
+        self._remember_many([result])
+
+    def _remember_many(self, results: list[InferenceResult]) -> None:
+        if self.settings.result_cache_size == 0 or not results:
             return
         with self._lock:
-            self._answered[result.request_id] = result
-            self._answered.move_to_end(result.request_id)
-            while len(self._answered) > self.settings.result_cache_size:
-                self._answered.popitem(last=False)
+            answered = self._answered
+            for result in results:
+                if result.request_id is None:
+                    continue
+                answered[result.request_id] = result
+                answered.move_to_end(result.request_id)
+            while len(answered) > self.settings.result_cache_size:
+                answered.popitem(last=False)
 
     def _cached_result(self, request_id: str) -> InferenceResult | None:
         with self._lock:
             return self._answered.get(request_id)
+
+
+def intake_processes(setting: int) -> int:
+    """-1 (auto): one intake process per core beyond the first, at most 4 and at least 1."""
+    if setting >= 0:
+        return setting
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def _settle_many(deliveries: list[Delivery], ack: bool) -> None:
+    """Ack or nack in one step per transport (a lane worker's deliveries come from several)."""
+    by_transport: dict[int, list[Delivery]] = {}
+    for delivery in deliveries:
+        by_transport.setdefault(id(delivery.transport), []).append(delivery)
+    for group in by_transport.values():
+        group[0].transport.settle_many([d.ack_id for d in group], ack=ack)
 
 
 def _wire(result: InferenceResult) -> tuple[bytes, dict[str, str]]:
@@ -513,10 +675,6 @@ def _output_problem(output: Any) -> str | None:
         elif not isinstance(value, str | int | float | bool | type(None)):
             return f"the model produced a {type(value).__name__}, which is not JSON"
     return None
-
-
-def _seconds(value: float) -> dt.timedelta:
-    return dt.timedelta(seconds=value)
 
 
 def _round(value: float | None) -> float | None:

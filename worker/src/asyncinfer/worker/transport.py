@@ -1,6 +1,8 @@
 """Pub/Sub for the worker: the only worker module that imports google-cloud-pubsub.
 
-Pull with flow control in, batched publishing out. The runtime sees `Delivery` objects and futures.
+Pull with flow control in, batched publishing out. The runtime sees `Delivery` objects, one pull
+response at a time (or one message at a time on intake threads, for callers that want that), and
+settles them in bulk.
 
 Why unary pull and not the client library's streaming pull: a worker must know exactly what it holds.
 Streaming pull lets the server push more than flow control admits; the library buffers the excess
@@ -48,9 +50,10 @@ _PUBSUB_MESSAGE = pubsub_types.PubsubMessage.pb()
 _PULL_RESPONSE = pubsub_types.PullResponse
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
-    """One delivery of one message. `ack` and `nack` are safe from any thread, once each."""
+    """One delivery of one message. `ack` and `nack` are safe from any thread, once each; the
+    runtime settles a batch's deliveries together with `transport.settle_many`."""
 
     data: bytes
     attributes: dict[str, str]
@@ -58,19 +61,19 @@ class Delivery:
     delivery_attempt: int
     ack_id: str
     _transport: PubSubTransport
+    #: time.monotonic() when the pull response holding it arrived.
+    received_at: float = 0.0
+
+    @property
+    def transport(self) -> PubSubTransport:
+        return self._transport
 
     def ack(self) -> None:
-        self._transport.settle(self.ack_id, ack=True)
+        self._transport.settle_many([self.ack_id], ack=True)
 
     def nack(self) -> None:
         # Immediate redelivery to another worker (subject to the subscription's retry backoff).
-        self._transport.settle(self.ack_id, ack=False)
-
-
-@dataclass
-class _Lease:
-    received_at: float
-    extended_at: float = 0.0
+        self._transport.settle_many([self.ack_id], ack=False)
 
 
 class PubSubTransport:
@@ -97,7 +100,9 @@ class PubSubTransport:
         )
         # Intake (parse + decode) runs here, so it overlaps with inference on the main thread.
         self._intake_pool = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="intake")
-        self._held: dict[str, _Lease] = {}
+        # ack id -> when it arrived; leases are extended by the lease loop (see there).
+        self._held: dict[str, float] = {}
+        self._extended_at: dict[str, float] = {}  # the lease loop's own
         self._held_changed = threading.Condition()
         self._pending_acks: list[str] = []
         self._pending_nacks: list[str] = []
@@ -111,9 +116,14 @@ class PubSubTransport:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    def start(self, on_delivery: Callable[[Delivery], None]) -> None:
-        for name, target in (("puller", lambda: self._pull_loop(on_delivery)), ("leaser", self._lease_loop),
-                             ("acker", self._ack_loop)):
+    def start(
+        self, on_delivery: Callable[[Delivery], None], on_pull: Callable[[list[Delivery]], None] | None = None
+    ) -> None:
+        """With `on_pull`, each pull response's deliveries go to it together, on the puller thread
+        (it must not block: it hands them on); without, each delivery goes to `on_delivery` on an
+        intake thread of this transport's own."""
+        for name, target in (("puller", lambda: self._pull_loop(on_delivery, on_pull)),
+                             ("leaser", self._lease_loop), ("acker", self._ack_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -171,16 +181,25 @@ class PubSubTransport:
         return future
 
     def settle(self, ack_id: str, ack: bool) -> None:
+        self.settle_many([ack_id], ack)
+
+    def settle_many(self, ack_ids: list[str], ack: bool) -> None:
+        """Ack or nack these deliveries: one lock round trip each for the leases and the ack queue,
+        whatever the count."""
         with self._held_changed:
-            self._held.pop(ack_id, None)
+            held = self._held
+            for ack_id in ack_ids:
+                held.pop(ack_id, None)
             self._held_changed.notify_all()
         with self._acks_ready:
-            (self._pending_acks if ack else self._pending_nacks).append(ack_id)
+            (self._pending_acks if ack else self._pending_nacks).extend(ack_ids)
             self._acks_ready.notify_all()
 
     # --- threads --------------------------------------------------------------------------------
 
-    def _pull_loop(self, on_delivery: Callable[[Delivery], None]) -> None:
+    def _pull_loop(
+        self, on_delivery: Callable[[Delivery], None], on_pull: Callable[[list[Delivery]], None] | None
+    ) -> None:
         while not self._stop_pulling.is_set():
             with self._held_changed:
                 # Flow control: never hold more than max_messages, so a spike stays on Pub/Sub.
@@ -220,21 +239,28 @@ class PubSubTransport:
                 # Arrived after SIGTERM: hand back at once rather than hold through the drain.
                 self._modify(self._subscriber, [m.ack_id for m in received], 0)
                 break
-            with self._held_changed:
-                for item in received:
-                    self._held[item.ack_id] = _Lease(received_at=now)
-            for item in received:
-                message = item.message
-                delivery = Delivery(
-                    data=message.data,
-                    attributes=dict(message.attributes),
-                    message_id=message.message_id,
+            if not received:
+                continue
+            deliveries = [
+                Delivery(
+                    item.message.data,
+                    dict(item.message.attributes),
+                    item.message.message_id,
                     # 0 until a dead-letter policy exists; the first delivery is attempt 1.
-                    delivery_attempt=item.delivery_attempt or 1,
-                    ack_id=item.ack_id,
-                    _transport=self,
+                    item.delivery_attempt or 1,
+                    item.ack_id,
+                    self,
+                    now,
                 )
-                self._intake_pool.submit(on_delivery, delivery)
+                for item in received
+            ]
+            with self._held_changed:
+                self._held.update((d.ack_id, now) for d in deliveries)
+            if on_pull is not None:
+                on_pull(deliveries)
+            else:
+                for delivery in deliveries:
+                    self._intake_pool.submit(on_delivery, delivery)
 
     def _note_pull_failure(self, exc: BaseException) -> None:
         self._consecutive_pull_failures += 1
@@ -247,13 +273,21 @@ class PubSubTransport:
             now = time.monotonic()
             extend: list[str] = []
             expired: list[str] = []
+            extended_at = self._extended_at
             with self._held_changed:
-                for ack_id, lease in self._held.items():
-                    if now - lease.received_at >= self._max_lease_s:
+                for ack_id, received_at in self._held.items():
+                    age = now - received_at
+                    if age >= self._max_lease_s:
                         expired.append(ack_id)
-                    elif now - lease.extended_at >= LEASE_S / 3:
-                        lease.extended_at = now
+                    # Only what has been held a tick already: most messages are answered within
+                    # milliseconds, long before the subscription's ack deadline (10 s at least)
+                    # could matter, so they never cost an extension RPC. The first extension
+                    # comes at an age of 1-2 ticks (2-4 s), well inside that deadline.
+                    elif age >= LEASE_TICK_S and now - extended_at.get(ack_id, -LEASE_S) >= LEASE_S / 3:
+                        extended_at[ack_id] = now
                         extend.append(ack_id)
+                for ack_id in [a for a in extended_at if a not in self._held]:
+                    del extended_at[ack_id]
                 for ack_id in expired:
                     # Past max_lease_s the message is let go: Pub/Sub redelivers it, and the
                     # runtime marks any late answer (same request id) so the duplicate is visible.
