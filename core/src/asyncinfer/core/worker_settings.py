@@ -61,6 +61,9 @@ class WorkerSettings(BaseSettings):
     #: Processes that read and decode requests off the worker's interpreter, so decode scales with
     #: vCPUs; -1 picks one per core beyond the first (1 to 4), 0 reads in threads of the worker itself.
     intake_processes: int = Field(-1, ge=-1, le=64)
+    #: Messages held at most, in batches: 3 = one in the model, one being answered (its publish and
+    #: acks), one being pulled and read; with 2 the model waits for the pull behind each publish.
+    flow_control_batches: int = Field(3, ge=1, le=16)
     #: The gRPC message size limit of the worker's Pub/Sub channels under the emulator; -1 (default)
     #: is none, as on the real service. A smaller value reproduces a message the worker cannot receive.
     pubsub_max_message_bytes: int = Field(-1, ge=-1)
@@ -102,9 +105,9 @@ class WorkerSettings(BaseSettings):
 
     @property
     def flow_control_max_messages(self) -> int:
-        # One batch in the model, one being gathered: enough to keep the GPU busy, little enough
+        # flow_control_batches batches held at most: enough to keep the GPU busy, little enough
         # that a spike grows the backlog on Pub/Sub and not this process's memory.
-        return 2 * self.max_batch_size
+        return self.flow_control_batches * self.max_batch_size
 
     def subscription_path(self) -> str:
         return _qualify(self.subscription, self.project, "subscriptions")
