@@ -115,6 +115,9 @@ def test_list_and_show_leave_dead_letters_in_place(
     assert first["source_subscription"] == topology.requests_subscription
     assert first["attributes"] == {"client": "team-a"} and first["replayed_before"] == 0
 
+    code, out = run_cli(capsys, "dlq", "list", *deployed(topology))  # the table for people
+    assert code == 0 and "3 dead letter(s)" in out and "r-2" in out
+
     code, out = run_cli(capsys, "dlq", "show", "r-1", *deployed(topology))
     shown = json.loads(out)
     assert code == 0 and shown["body"]["request_id"] == "r-1" and shown["request_id"] == "r-1"
