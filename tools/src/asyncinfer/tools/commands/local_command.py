@@ -93,7 +93,15 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(state, indent=2))
         return 0
-    rows = [(key, value) for key, value in state.items() if key != "workers"]
+    rows = [(key, value) for key, value in state.items() if key not in ("workers", "lanes", "fallback")]
+    for lane in state.get("lanes") or []:
+        rows.append((f"lane {lane['name']}", f"priority {lane['priority']}, goal {lane['latency_goal_s']:g} s, "
+                     f"{lane['requests_topic']} -> {lane['requests_subscription']}"))
+    fallback = state.get("fallback")
+    if fallback:
+        rows.append(("fallback pool", f"target {fallback['target_workers']} of at most {fallback['max_workers']}, "
+                     f"peak {fallback['peak_workers']}, workers "
+                     + (", ".join(f"{w['pid']}:{w['state']}" for w in fallback["workers"]) or "none")))
     rows.append(("workers", ", ".join(f"{w['pid']}:{w['state']}" for w in state["workers"]) or "none"))
     Console().print(measures_table("asyncinfer local stack", rows, key="key"))
     return 0
