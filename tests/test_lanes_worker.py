@@ -131,11 +131,20 @@ def test_a_message_whose_lane_attribute_names_another_lane_gets_an_error_result(
     with lane_client._lock:
         lane_client.submitted_at["misrouted"] = time.monotonic()
     publisher.publish(topic, request.model_dump_json().encode(), lane="interactive").result(timeout=10)
-    answers = lane_client.wait(["misrouted"], timeout_s=60)
-    result = answers["misrouted"].result
-    assert result is not None and result.error is not None
-    assert result.error.code == "wrong_lane"
-    assert "interactive" in result.error.message and "bulk" in result.error.message
+    # Raw publishers (gcloud, other languages): the body's priority must name the topic's lane.
+    for request_id, priority in (("no-such-priority", 7), ("interactive-priority", 1), ("bulk-priority", 0)):
+        body = InferenceRequest.inline(request_id, "faulty", b"ok", priority=priority).model_dump_json()
+        with lane_client._lock:
+            lane_client.submitted_at[request_id] = time.monotonic()
+        publisher.publish(topic, body.encode()).result(timeout=10)
+    ids = ["misrouted", "no-such-priority", "interactive-priority", "bulk-priority"]
+    answers = lane_client.wait(ids, timeout_s=60)
+    codes = {r: (a.result.error.code if a.result and a.result.error else "ok") for r, a in answers.items()}
+    assert codes == {"misrouted": "wrong_lane", "no-such-priority": "unknown_priority",
+                     "interactive-priority": "wrong_lane", "bulk-priority": "ok"}
+    for request_id in ("misrouted", "no-such-priority"):
+        message = answers[request_id].result.error.message  # type: ignore[union-attr]
+        assert "interactive (priority 1), bulk (priority 0, default)" in message
 
 
 def test_sigterm_drains_every_lane_and_loses_nothing(start_lane_worker: Any, lane_client: AsyncInferClient) -> None:

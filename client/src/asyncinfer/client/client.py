@@ -131,14 +131,16 @@ class AsyncInferClient:
         With lanes, the request goes to the lane named by `lane`, else to the lane of its
         `priority` (a request that sets neither: the default lane); an unknown lane or a priority no
         lane has raises ValueError naming the valid ones, before anything is published."""
-        data = request.model_dump_json(exclude_none=True).encode()
         if self._lanes is None:
             if lane is not None:
                 raise ValueError(f"lane {lane!r} given, but this client has no lanes (give lanes and lane_topics).")
-            return self.submit_raw(data, request_id=request.request_id)
+            return self.submit_raw(request.model_dump_json(exclude_none=True).encode(), request_id=request.request_id)
         # A priority the caller did not set is no choice: such a request goes to the default lane.
         priority = request.priority if "priority" in request.model_fields_set else None
         chosen = self._lanes.lane_for(lane=lane, priority=priority)
+        # The body carries its lane's priority, so a worker can tell a request published to the
+        # wrong lane's topic.
+        data = request.model_copy(update={"priority": chosen.priority}).model_dump_json(exclude_none=True).encode()
         return self.submit_raw(data, request_id=request.request_id, **{LANE_ATTRIBUTE: chosen.name})
 
     def submit_raw(self, data: bytes, request_id: str | None = None, **attributes: str) -> Future[str]:

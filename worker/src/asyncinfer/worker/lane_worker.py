@@ -70,18 +70,36 @@ class LaneWorker(Worker):
             self._arriving.pop(delivery.ack_id, None)
 
     def _intake(self, delivery: Delivery) -> None:
-        lane = self._arriving[delivery.ack_id]
-        claimed = delivery.attributes.get(LANE_ATTRIBUTE)
-        if claimed is not None and claimed != lane.name:
-            self._answer_error(
-                delivery,
-                _request_id(delivery.data),
-                "wrong_lane",
-                f"the message says lane {claimed!r} but came from lane {lane.name!r}'s subscription; publish it "
-                f"to its lane's topic (the lanes are {self.lane_transports.lanes.describe()}).",
-            )
+        problem = self._lane_problem(delivery, self._arriving[delivery.ack_id])
+        if problem is not None:
+            code, message = problem
+            request_id = _body(delivery.data).get("request_id")
+            self._answer_error(delivery, request_id if isinstance(request_id, str) else None, code, message)
             return
         super()._intake(delivery)
+
+    def _lane_problem(self, delivery: Delivery, lane: Lane) -> tuple[str, str] | None:
+        """Why this message does not belong to the lane whose subscription delivered it, or None.
+
+        Its `lane` attribute, and the `priority` in its body when it has one, must name this lane:
+        a message published to another lane's topic would get that lane's priority and goal."""
+        lanes = self.lane_transports.lanes
+        claimed = delivery.attributes.get(LANE_ATTRIBUTE)
+        if claimed is not None and claimed != lane.name:
+            return "wrong_lane", (
+                f"the message says lane {claimed!r} but came from lane {lane.name!r}'s subscription; publish it "
+                f"to its lane's topic (the lanes are {lanes.describe()})."
+            )
+        priority = _body(delivery.data).get("priority")
+        if isinstance(priority, int) and not isinstance(priority, bool) and priority != lane.priority:
+            named = next((x for x in lanes.lanes if x.priority == priority), None)
+            if named is None:
+                return "unknown_priority", f"no lane has priority {priority}; the lanes are {lanes.describe()}."
+            return "wrong_lane", (
+                f"priority {priority} is lane {named.name!r}, but the message came from lane {lane.name!r}'s "
+                f"subscription; publish it to its lane's topic (the lanes are {lanes.describe()})."
+            )
+        return None
 
     def _process_batch(self, batch: list[HeldItem]) -> None:
         try:
@@ -91,11 +109,11 @@ class LaneWorker(Worker):
                 self._held_lanes.pop(item.delivery.ack_id, None)
 
 
-def _request_id(data: bytes) -> str | None:
-    """The request id, if the body has one, so the client can match the error to its request."""
+def _body(data: bytes) -> dict[str, object]:
+    """The request body's top-level fields when it is a JSON object, else nothing (intake then
+    answers what is wrong with it)."""
     try:
         body = pydantic_core.from_json(data)
     except ValueError:
-        return None
-    value = body.get("request_id") if isinstance(body, dict) else None
-    return value if isinstance(value, str) else None
+        return {}
+    return body if isinstance(body, dict) else {}
