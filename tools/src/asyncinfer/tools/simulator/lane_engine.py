@@ -511,6 +511,8 @@ class _LaneRun:
                 "vms_created": pool.created,
                 "failed_creations": pool.failed_creations,
                 "preempted": pool.preempted,
+                # VMs (booting included) at each metric sample: what the study's stockout window shows.
+                "vms_by_sample": list(pool.vms_by_minute),
             })
         return {
             "name": self.design.name,

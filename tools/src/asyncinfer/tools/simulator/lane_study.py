@@ -165,6 +165,18 @@ def main(argv: list[str] | None = None) -> int:
         summary = simulate_lanes(design, trace, lane_of)
         summary["simulation_wall_s"] = time.perf_counter() - started
         results.append(summary)
+    for summary in results:
+        # The whole week per minute is 10,000 numbers per pool: keep the stockout's window, every
+        # 5 minutes, from 30 minutes before it to 2 hours after it.
+        for pool in summary["pools"]:
+            series = pool.pop("vms_by_sample")
+            first = max(0, int((offset - 1800) // BASE.metric_period_s))
+            last = int((offset + args.stockout_hours * 3600 + 7200) // BASE.metric_period_s)
+            step = int(300 // BASE.metric_period_s)
+            pool["vms_around_stockout"] = {
+                f"{(i * BASE.metric_period_s - offset) / 60:+.0f} min": series[i]
+                for i in range(first, min(last, len(series)), step)
+            }
     table = markdown_table(results)
     print(table)
     if args.json:
