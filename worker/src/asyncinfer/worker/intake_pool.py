@@ -284,16 +284,28 @@ class IntakePool:
         self._idle = threading.Condition(self._lock)
 
     def start(self, timeout_s: float = 120.0) -> None:
+        self.launch()
+        self.wait_ready(timeout_s)
+
+    def launch(self) -> None:
+        """Start the intake processes without waiting for them: the worker loads its model meanwhile."""
+        if self.processes == 0 or self._children:
+            return
+        self._children = [_Child(self, i) for i in range(self.processes)]
+        for child in self._children:
+            child.spawn()  # all start at once: each imports the handler's module (torch) in parallel
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Wait until every intake process has built its handler (raises with its error if one could not)."""
         if self.processes == 0:
             if self._handler is None:
                 self._handler = load_handler(self.handler_spec)
             self._executor = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="intake")
             return
-        self._children = [_Child(self, i) for i in range(self.processes)]
+        self.launch()
         for child in self._children:
-            child.spawn()  # all start at once: each imports the handler's module (torch) in parallel
-        for child in self._children:
-            child.wait_ready(timeout_s)
+            if child.reader is None:
+                child.wait_ready(timeout_s)
 
     @property
     def in_flight(self) -> int:

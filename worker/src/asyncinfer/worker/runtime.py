@@ -153,6 +153,9 @@ class Worker:
 
     def run(self) -> int:
         """Serve until request_stop(); returns the process exit code."""
+        if self._pooled:
+            # The intake processes import the handler's module while the model loads here.
+            self._intake_pool.launch()
         try:
             self.load_model()
         except Exception as exc:
@@ -164,7 +167,7 @@ class Worker:
             return 1
         if self._pooled:
             try:
-                self._intake_pool.start()
+                self._intake_pool.wait_ready()
             except Exception as exc:
                 self.load_error = f"intake could not start: {exc!r}"
                 log.exception("intake failed to start")
