@@ -11,6 +11,7 @@ The model is named after the resource ("ocr": topics `ocr-requests`, ...) unless
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +74,10 @@ class ModelStack(pulumi.ComponentResource):
         self.queue = Queue(
             f"{name}-queue",
             QueueArgs(
-                topology=config.topology(), project=config.project, results_subscription=config.results_subscription
+                topology=config.topology(),
+                project=config.project,
+                results_subscription=config.results_subscription,
+                lanes=config.lane_set(),
             ),
             opts=child,
         )
@@ -128,47 +132,65 @@ class ModelStack(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.pool = GpuWorkerPool(
-            f"{name}-pool",
-            GpuWorkerPoolArgs(
-                project=config.project,
-                region=config.region,
-                distribution_policy_zones=zones,
-                distribution_policy_target_shape=config.distribution_policy_target_shape,
-                model=model,
-                subscription_name=self.queue.requests_subscription_name,
-                results_topic_name=self.queue.results_topic_name,
-                source_image=self.image.self_link,
-                worker_image=config.image,
-                worker_image_digest=self.image.worker_image_digest,
-                storage_bucket=self.storage.name,
-                image_cuda_version=config.image_cuda_version,
-                grant_registry_read=config.grant_registry_read,
-                policy=config.policy(),
-                schedules=self.schedules,
-                machine_type=config.machine_type,
-                gpu_type=config.gpu_type,
-                gpu_count=config.gpu_count,
-                disk_size_gb=config.disk_size_gb,
-                network=config.network,
-                subnetwork=config.subnetwork,
-                external_ip=config.external_ip,
-                create_nat=config.create_nat,
-                enable_secure_boot=config.enable_secure_boot,
-                handler=config.handler,
-                max_batch_size=config.max_batch_size,
-                max_wait_ms=config.max_wait_ms,
-                drain_timeout_s=config.drain_timeout_s,
-                health_port=config.health_port,
-                worker_env={**_price_env(config), **config.worker_env},
-                boot_to_ready_s=config.boot_to_ready_s,
-                cpu_utilization_target=config.cpu_utilization_target,
-                custom_metrics=config.custom_metric_signals(),
-                max_scaled_in_replicas=config.max_scaled_in_replicas,
-                max_scaled_in_percent=config.max_scaled_in_percent,
-            ),
-            opts=child,
+        pool_args = GpuWorkerPoolArgs(
+        project=config.project,
+        region=config.region,
+        distribution_policy_zones=zones,
+        distribution_policy_target_shape=config.distribution_policy_target_shape,
+        model=model,
+        subscription_name=self.queue.requests_subscription_name,
+        results_topic_name=self.queue.results_topic_name,
+        source_image=self.image.self_link,
+        worker_image=config.image,
+        worker_image_digest=self.image.worker_image_digest,
+        storage_bucket=self.storage.name,
+        image_cuda_version=config.image_cuda_version,
+        grant_registry_read=config.grant_registry_read,
+        policy=config.policy(),
+        schedules=self.schedules,
+        machine_type=config.machine_type,
+        gpu_type=config.gpu_type,
+        gpu_count=config.gpu_count,
+        disk_size_gb=config.disk_size_gb,
+        network=config.network,
+        subnetwork=config.subnetwork,
+        external_ip=config.external_ip,
+        create_nat=config.create_nat,
+        enable_secure_boot=config.enable_secure_boot,
+        handler=config.handler,
+        max_batch_size=config.max_batch_size,
+        max_wait_ms=config.max_wait_ms,
+        drain_timeout_s=config.drain_timeout_s,
+        health_port=config.health_port,
+        worker_env={**_price_env(config), **config.worker_env},
+        boot_to_ready_s=config.boot_to_ready_s,
+        cpu_utilization_target=config.cpu_utilization_target,
+        custom_metrics=config.custom_metric_signals(),
+        max_scaled_in_replicas=config.max_scaled_in_replicas,
+        max_scaled_in_percent=config.max_scaled_in_percent,
+    lanes=config.lane_set(),
+            lane_subscription_names=self.queue.lane_subscription_names,
         )
+        self.pool = GpuWorkerPool(f"{name}-pool", pool_args, opts=child)
+        #: The on-demand fallback pool behind the Spot pool (asyncinfer:fallbackMaxReplicas > 0).
+        self.fallback: GpuWorkerPool | None = None
+        if config.fallback_max_replicas:
+            self.fallback = GpuWorkerPool(
+                f"{name}-fallback",
+                dataclasses.replace(
+                    pool_args,
+                    provisioning_model="STANDARD",
+                    pool_role="fallback",
+                    policy=config.fallback_policy(),
+                    schedules=None,
+                    # The Spot pool's Cloud NAT serves the region and network.
+                    create_nat=False,
+                    assignment_factor=config.fallback_factor,
+                    watched_lanes=config.fallback_lanes,
+                    worker_env={**_fallback_price_env(config), **config.worker_env},
+                ),
+                opts=child,
+            )
         self.monitoring = Monitoring(
             f"{name}-monitoring",
             MonitoringArgs(
@@ -176,7 +198,8 @@ class ModelStack(pulumi.ComponentResource):
                 model=model,
                 subscription_name=self.queue.requests_subscription_name,
                 dead_letter_subscription_name=self.queue.dead_letter_subscription_name,
-                instance_group_names=[self.pool.instance_group_name],
+                instance_group_names=[self.pool.instance_group_name]
+                + ([self.fallback.instance_group_name] if self.fallback is not None else []),
                 latency_goal_s=config.latency_goal_s,
                 boot_to_ready_s=config.boot_to_ready_s,
                 notification_channels=config.notification_channels,
@@ -199,6 +222,8 @@ class ModelStack(pulumi.ComponentResource):
             "instance_group": self.pool.instance_group_manager_id,
             "dashboard": self.monitoring.dashboard_id,
             "results_table": self.results_export.table_id if self.results_export else None,
+            "lane_topics": self.queue.lane_topic_ids,
+            "fallback_instance_group": self.fallback.instance_group_manager_id if self.fallback else None,
         }
 
 
@@ -208,6 +233,20 @@ def _price_env(config: StackConfig) -> dict[str, str]:
     if config.price_per_hour_usd is not None:
         return worker_environment(price_per_hour_usd=config.price_per_hour_usd, price_basis=config.price_basis)
     assumed = assumed_vm_price(config.gpu_type, config.machine_type, config.gpu_count, spot=True)
+    if assumed is None:
+        return {}
+    price, basis = assumed
+    return worker_environment(price_per_hour_usd=price, price_basis=basis)
+
+
+def _fallback_price_env(config: StackConfig) -> dict[str, str]:
+    """The fallback's on-demand price for the cost in each result: configured, else the assumed table
+    price of this VM shape on demand, else none."""
+    if config.fallback_price_per_hour_usd is not None:
+        return worker_environment(
+            price_per_hour_usd=config.fallback_price_per_hour_usd, price_basis="on-demand, configured"
+        )
+    assumed = assumed_vm_price(config.gpu_type, config.machine_type, config.gpu_count, spot=False)
     if assumed is None:
         return {}
     price, basis = assumed

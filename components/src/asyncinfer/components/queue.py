@@ -13,6 +13,8 @@ from typing import Literal
 import pulumi
 import pulumi_gcp as gcp
 
+from asyncinfer.components.lanes import LaneQueues, worker_subscription
+from asyncinfer.core.lanes import LaneSet
 from asyncinfer.core.topology import QueueTopology
 
 #: Keep what failed long enough for someone to look at it after a holiday weekend.
@@ -41,6 +43,10 @@ class QueueArgs:
     schema_encoding: Literal["JSON", "BINARY"] = "JSON"
     dead_letter_retention_s: int = DEAD_LETTER_RETENTION_S
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: Priority lanes: every lane besides the default one gets its own requests topic and workers'
+    #: subscription (the same delivery settings, the shared dead-letter topic); the default lane keeps
+    #: the queue's own. None: one requests topic, as before lanes.
+    lanes: LaneSet | None = None
 
     def __post_init__(self) -> None:
         if not 600 <= self.dead_letter_retention_s <= 31 * 24 * 3600:
@@ -70,6 +76,10 @@ class Queue(pulumi.ComponentResource):
     results_subscription_id: pulumi.Output[str] | None
     results_subscription_name: pulumi.Output[str] | None
     schema_id: pulumi.Output[str] | None
+    #: Lane name -> its workers' subscription name (the default lane's is requests_subscription_name).
+    lane_subscription_names: dict[str, pulumi.Output[str]]
+    #: Lane name -> its requests topic id.
+    lane_topic_ids: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: QueueArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("asyncinfer:index:Queue", name, None, opts)
@@ -117,26 +127,15 @@ class Queue(pulumi.ComponentResource):
             expiration_policy=gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl=NEVER_EXPIRE),
             opts=child,
         )
-        requests_subscription = gcp.pubsub.Subscription(
+        # Every lane's workers' subscription is built by the same function, so they cannot drift.
+        requests_subscription = worker_subscription(
             f"{name}-requests-workers",
-            name=topo.requests_subscription,
-            topic=requests_topic.id,
+            topo.requests_subscription,
+            requests_topic.id,
+            topo,
+            dead_letter_topic.id,
             project=args.project,
             labels=labels,
-            ack_deadline_seconds=topo.ack_deadline_s,
-            message_retention_duration=duration(topo.message_retention_s),
-            enable_exactly_once_delivery=topo.exactly_once_delivery,
-            # A nack is redelivered after an exponential backoff instead of at once, so a failing
-            # dependency is not hammered by the whole backlog.
-            retry_policy=gcp.pubsub.SubscriptionRetryPolicyArgs(
-                minimum_backoff=duration(topo.min_retry_backoff_s),
-                maximum_backoff=duration(topo.max_retry_backoff_s),
-            ),
-            dead_letter_policy=gcp.pubsub.SubscriptionDeadLetterPolicyArgs(
-                dead_letter_topic=dead_letter_topic.id,
-                max_delivery_attempts=topo.max_delivery_attempts,
-            ),
-            expiration_policy=gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl=NEVER_EXPIRE),
             opts=child,
         )
 
@@ -163,6 +162,28 @@ class Queue(pulumi.ComponentResource):
             member=agent,
             opts=child,
         )
+
+        self.lane_subscription_names = {}
+        self.lane_topic_ids = {}
+        if args.lanes is not None:
+            lanes = LaneQueues(
+                name,
+                topo,
+                args.lanes,
+                project=args.project,
+                labels=labels,
+                dead_letter_topic_id=dead_letter_topic.id,
+                pubsub_agent=agent,
+                opts=child,
+            )
+            self.lane_subscription_names = {
+                lane: (requests_subscription.name if lane == args.lanes.default else lanes.subscriptions[lane].name)
+                for lane in args.lanes.names
+            }
+            self.lane_topic_ids = {
+                lane: (requests_topic.id if lane == args.lanes.default else lanes.topics[lane].id)
+                for lane in args.lanes.names
+            }
 
         results_topic = gcp.pubsub.Topic(
             f"{name}-results",
@@ -213,5 +234,7 @@ class Queue(pulumi.ComponentResource):
                 "results_subscription_id": self.results_subscription_id,
                 "results_subscription_name": self.results_subscription_name,
                 "schema_id": self.schema_id,
+                "lane_subscription_names": self.lane_subscription_names,
+                "lane_topic_ids": self.lane_topic_ids,
             }
         )

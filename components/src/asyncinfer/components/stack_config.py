@@ -33,6 +33,7 @@ from asyncinfer.components.gpu_driver import (
 from asyncinfer.components.queue import QueueArgs
 from asyncinfer.components.worker_pool import CustomMetric, GpuWorkerPoolArgs
 from asyncinfer.core import gce, validation
+from asyncinfer.core.lanes import Lane, LaneError, LaneSet, fallback_assignments, lane_problems, validate_for_pool
 from asyncinfer.core.policy import ScalingPolicy, reaction_time_s
 from asyncinfer.core.schedules import BusinessCalendar, compile_schedules
 from asyncinfer.core.topology import QueueTopology
@@ -89,6 +90,17 @@ class CustomMetricConfig(BaseModel):
     filter: str | None = None
 
 
+class LaneConfig(BaseModel):
+    """One priority lane (asyncinfer.core.lanes.Lane) as the stack's config writes it."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    name: str
+    priority: int
+    latency_goal_s: float
+    backlog_share: float | None = None
+
+
 class StackConfig(BaseModel):
     """Every key of a model's stack. Keys are camelCase in Pulumi config (`asyncinfer:maxReplicas`)."""
 
@@ -134,6 +146,23 @@ class StackConfig(BaseModel):
     custom_metrics: list[CustomMetricConfig] = Field(default_factory=list)
     max_scaled_in_replicas: int = Field(default=_default(GpuWorkerPoolArgs, "max_scaled_in_replicas"), ge=1)
     max_scaled_in_percent: int | None = Field(default=None, ge=1, le=100)
+
+    # --- priority lanes and the fallback pool (docs/LANES.md)
+    #: Unset: one requests topic, as before lanes. A list: a topic, subscription and backlog metric
+    #: per lane (e.g. [{"name": "interactive", "priority": 1, "latencyGoalS": 420},
+    #: {"name": "bulk", "priority": 0, "latencyGoalS": 600}]).
+    lanes: list[LaneConfig] | None = None
+    #: The lane of requests that name none (it keeps the queue's own topic).
+    default_lane: str = "bulk"
+    #: An on-demand fallback pool behind the Spot pool, at most this many VMs; 0: none.
+    fallback_max_replicas: int = Field(default=0, ge=0)
+    #: The fallback VMs' price per hour (USD, on-demand); unset: the assumed table price.
+    fallback_price_per_hour_usd: float | None = Field(default=None, ge=0)
+    #: The fallback's assignments are this times the Spot pool's; unset: maxReplicas (it grows only
+    #: with backlog beyond what the full Spot pool owns).
+    fallback_assignment_factor: float | None = None
+    #: The lanes the fallback watches; unset: every lane.
+    fallback_lanes: list[str] | None = None
 
     # --- business calendar
     time_zone: str = _default(BusinessCalendar, "time_zone")
@@ -294,6 +323,7 @@ class StackConfig(BaseModel):
             if not problems:
                 problem = gce.metric_filter_problem(gce.backlog_filter(self.topology().requests_subscription))
                 problems += [f"{key('model')}: the backlog {problem}"] if problem else []
+        problems += self._lane_problems()
         check(f"{key('time_zone')} / business hours / {key('country')}", self.calendar)
         if not problems:
             # The schedule windows GCE will get: at most 128, each >= 300 s, valid cron with a year.
@@ -304,6 +334,35 @@ class StackConfig(BaseModel):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _lane_problems(self) -> list[str]:
+        key = stack_key
+        if self.fallback_max_replicas and not self.fallback_factor > 1:
+            return [
+                f"{key('fallback_assignment_factor')} is {self.fallback_factor:g}; the fallback's assignment factor "
+                f"must be > 1 so it grows only when the backlog outruns the Spot pool (unset: {key('max_replicas')}, "
+                f"which must then be 2 or more)."
+            ]
+        if self.lanes is None:
+            if self.fallback_lanes is not None:
+                return [f"{key('fallback_lanes')} needs {key('lanes')}: without lanes there is one backlog to watch."]
+            return []
+        lanes = [Lane(**lane.model_dump()) for lane in self.lanes]
+        found = [f"{key('lanes')}: {p}" for p in lane_problems(lanes, self.default_lane)]
+        if found:
+            return found
+        lane_set = LaneSet(tuple(lanes), self.default_lane)
+        try:
+            validate_for_pool(lane_set, self.reaction_s, other_metric_signals=len(self.custom_metrics))
+            if self.fallback_max_replicas:
+                fallback_assignments(
+                    {lane: 1.0 for lane in lane_set.names}, self.fallback_factor, self.fallback_lanes
+                )
+        except LaneError as exc:
+            found += [f"{key('lanes')}: {line}" for line in str(exc).splitlines()]
+        if self.fallback_max_replicas and self.model is not None:
+            found += validation.gce_names(gce.PoolNames(f"{self.model}-fallback").all(), key)
+        return found
 
     def _boot_note(self) -> str:
         if self.boot_to_ready_s == gce.BOOT_TO_READY_ASSUMED_S:
@@ -383,6 +442,26 @@ class StackConfig(BaseModel):
             # One key for the floor: the pool's minimum is also what nights and holidays keep.
             min_replicas=self.min_replicas,
             extra_holidays=tuple(self.extra_holidays),
+        )
+
+    def lane_set(self) -> LaneSet | None:
+        if self.lanes is None:
+            return None
+        return LaneSet(tuple(Lane(**lane.model_dump()) for lane in self.lanes), self.default_lane)
+
+    @property
+    def fallback_factor(self) -> float:
+        return self.fallback_assignment_factor if self.fallback_assignment_factor is not None else self.max_replicas
+
+    def fallback_policy(self) -> ScalingPolicy:
+        """The on-demand fallback pool: no floor (it stands by only while there is backlog), its own cap."""
+        return ScalingPolicy(
+            min_replicas=0,
+            max_replicas=max(1, self.fallback_max_replicas),
+            throughput_per_replica=self.throughput_per_replica,
+            latency_goal_s=self.latency_goal_s,
+            single_instance_assignment=self.single_instance_assignment,
+            reaction_s=self.reaction_s,
         )
 
     def custom_metric_signals(self) -> list[CustomMetric]:

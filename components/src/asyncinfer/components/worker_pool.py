@@ -19,9 +19,18 @@ import pulumi_gcp as gcp
 
 from asyncinfer.components.boot_scripts import render_shutdown_script, render_startup_script
 from asyncinfer.components.gpu_driver import DEFAULT_IMAGE_CUDA
+from asyncinfer.components.lanes import lane_backlog_metrics, lane_subscriptions_setting
 from asyncinfer.components.registry import pinned_reference, registry_reader_grant
 from asyncinfer.components.schedule_scaler import ScheduleScaler
 from asyncinfer.core import gce, validation
+from asyncinfer.core.lanes import (
+    LaneError,
+    LaneSet,
+    fallback_assignments,
+    lane_assignments,
+    shared_assignments,
+    validate_for_pool,
+)
 from asyncinfer.core.policy import ScalingPolicy, reaction_time_s
 from asyncinfer.core.worker_settings import WorkerSettings, worker_environment
 
@@ -125,6 +134,21 @@ class GpuWorkerPoolArgs:
     time_window_sec: int = 600
     labels: Mapping[str, str] = field(default_factory=dict)
 
+    #: Priority lanes (asyncinfer.core.lanes): one backlog metric per lane, each with its lane's
+    #: assignment; the workers pull every lane. `lane_subscription_names` maps every lane to its
+    #: workers' subscription (the default lane's is `subscription_name`). None: one subscription.
+    lanes: LaneSet | None = None
+    lane_subscription_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    #: SPOT, or STANDARD for an on-demand pool (the fallback behind a Spot pool).
+    provisioning_model: str = "SPOT"
+    #: The fallback pool: its assignments are this factor times the Spot pool's (core.lanes
+    #: fallback_assignments), over `watched_lanes` (None: every lane). 1: an ordinary pool.
+    assignment_factor: float = 1.0
+    watched_lanes: Sequence[str] | None = None
+    #: Names a second pool of the same model (e.g. "fallback"): its GCE names and service account are
+    #: the model's with this suffix, so the two pools never collide.
+    pool_role: str = ""
+
     def __post_init__(self) -> None:
         zones = list(self.distribution_policy_zones)
         problems = validation.gpu_shape(self.gpu_type, self.machine_type, self.gpu_count)
@@ -149,8 +173,38 @@ class GpuWorkerPoolArgs:
             self.boot_to_ready_s,
             assignment_given=self.policy.single_instance_assignment is not None,
         )
-        problems += validation.gce_names(gce.PoolNames(self.model).all())
+        problems += validation.gce_names(self.names.all())
+        if self.assignment_factor < 1:
+            problems.append(f"assignment_factor {self.assignment_factor} must be 1 or more (> 1 for a fallback pool).")
+        if self.provisioning_model not in ("SPOT", "STANDARD"):
+            problems.append(f"provisioning_model {self.provisioning_model!r} must be SPOT or STANDARD.")
+        if self.lanes is not None:
+            missing = sorted(set(self.lanes.names) - set(self.lane_subscription_names))
+            if missing:
+                problems.append(f"lane_subscription_names has no subscription for lane(s) {', '.join(missing)}.")
+            try:
+                validate_for_pool(self.lanes, self.reaction_s, other_metric_signals=len(self.custom_metrics))
+                self.lane_assignments  # noqa: B018  # the factor and the watched lanes are checked here
+            except (LaneError, ValueError) as exc:
+                problems.append(str(exc))
         validation.require(problems, PoolConfigError)
+
+    @property
+    def names(self) -> gce.PoolNames:
+        return gce.PoolNames(f"{self.model}-{self.pool_role}" if self.pool_role else self.model)
+
+    @property
+    def lane_assignments(self) -> dict[str, float]:
+        """The backlog one VM owns in each watched lane (core.lanes): each lane's share of the
+        policy's assignment for its goal, times assignment_factor for a fallback pool."""
+        assert self.lanes is not None
+        if self.policy.single_instance_assignment is not None:
+            own = shared_assignments(self.lanes, self.policy.single_instance_assignment)
+        else:
+            own = lane_assignments(self.lanes, self.policy.throughput_per_replica, self.reaction_s)
+        if self.assignment_factor == 1.0 and self.watched_lanes is None:
+            return own
+        return fallback_assignments(own, self.assignment_factor, self.watched_lanes)
 
     @property
     def min_replicas(self) -> int:
@@ -216,8 +270,8 @@ class GpuWorkerPool(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuWorkerPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("asyncinfer:index:GpuWorkerPool", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        names = gce.PoolNames(args.model)
-        labels = {"asyncinfer-model": args.model, "asyncinfer-role": "worker", **args.labels}
+        names = args.names
+        labels = {"asyncinfer-model": args.model, "asyncinfer-role": args.pool_role or "worker", **args.labels}
         zones = list(args.distribution_policy_zones)
 
         account = gcp.serviceaccount.Account(
@@ -239,6 +293,16 @@ class GpuWorkerPool(pulumi.ComponentResource):
             member=member,
             opts=child,
         )
+        for lane, subscription in (args.lane_subscription_names if args.lanes is not None else {}).items():
+            if lane != args.lanes.default:  # type: ignore[union-attr]
+                gcp.pubsub.SubscriptionIAMMember(
+                    f"{name}-subscriber-{lane}",
+                    subscription=subscription,
+                    project=args.project,
+                    role="roles/pubsub.subscriber",
+                    member=member,
+                    opts=child,
+                )
         gcp.pubsub.TopicIAMMember(
             f"{name}-results-publisher",
             topic=args.results_topic_name,
@@ -271,8 +335,14 @@ class GpuWorkerPool(pulumi.ComponentResource):
                     opts=child,
                 )
             results_prefix = pulumi.Output.concat("gs://", args.storage_bucket, "/results")
+        lane_names = list(args.lanes.names) if args.lanes is not None else []
         env_values = pulumi.Output.all(
-            args.project, args.subscription_name, args.results_topic_name, args.worker_image_digest, results_prefix
+            args.project,
+            args.subscription_name,
+            args.results_topic_name,
+            args.worker_image_digest,
+            results_prefix,
+            *(args.lane_subscription_names[lane] for lane in lane_names),
         )
         startup_script = env_values.apply(
             lambda v: render_startup_script(
@@ -289,6 +359,13 @@ class GpuWorkerPool(pulumi.ComponentResource):
                     ),
                     **(worker_environment(handler=args.handler) if args.handler else {}),
                     **(worker_environment(results_uri_prefix=v[4]) if v[4] else {}),
+                    **(
+                        worker_environment(
+                            lanes=lane_subscriptions_setting(args.lanes, dict(zip(lane_names, v[5:], strict=True)))
+                        )
+                        if args.lanes is not None
+                        else {}
+                    ),
                     **args.worker_env,
                 },
                 image_cuda=args.image_cuda_version,
@@ -320,8 +397,8 @@ class GpuWorkerPool(pulumi.ComponentResource):
                 gcp.compute.InstanceTemplateGuestAcceleratorArgs(type=args.gpu_type, count=args.gpu_count)
             ],
             scheduling=gcp.compute.InstanceTemplateSchedulingArgs(
-                provisioning_model="SPOT",
-                preemptible=True,
+                provisioning_model=args.provisioning_model,
+                preemptible=args.provisioning_model == "SPOT",
                 automatic_restart=False,
                 # DELETE suits a MIG: it recreates the VM when capacity returns; a STOPped VM would linger.
                 instance_termination_action="DELETE",
@@ -421,12 +498,19 @@ class GpuWorkerPool(pulumi.ComponentResource):
         )
 
         metric_filter = pulumi.Output.from_input(args.subscription_name).apply(backlog_filter)
+        backlog_metrics = (
+            lane_backlog_metrics(args.lane_subscription_names, args.lane_assignments)
+            if args.lanes is not None
+            else [
+                gcp.compute.RegionAutoscalerAutoscalingPolicyMetricArgs(
+                    name=gce.BACKLOG_METRIC,
+                    filter=metric_filter,
+                    single_instance_assignment=args.single_instance_assignment * args.assignment_factor,
+                )
+            ]
+        )
         metrics = [
-            gcp.compute.RegionAutoscalerAutoscalingPolicyMetricArgs(
-                name=gce.BACKLOG_METRIC,
-                filter=metric_filter,
-                single_instance_assignment=args.single_instance_assignment,
-            ),
+            *backlog_metrics,
             *(
                 gcp.compute.RegionAutoscalerAutoscalingPolicyMetricArgs(
                     name=m.name, target=m.target, type=m.type, filter=m.filter
@@ -490,6 +574,8 @@ class GpuWorkerPool(pulumi.ComponentResource):
                 "min_replicas": args.min_replicas,
                 "max_replicas": args.policy.max_replicas,
                 "single_instance_assignment": args.single_instance_assignment,
+                "lane_assignments": args.lane_assignments if args.lanes is not None else {},
+                "provisioning_model": args.provisioning_model,
             }
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -94,6 +95,11 @@ def key_settings(resource: RecordedResource) -> str:
             f"{scheduling.get('provisioningModel')}/{scheduling.get('instanceTerminationAction')}",
             "external IP" if external else "no external IP",
         ]
+        # The price the workers put into each result's cost (the stack config's, or the assumed table's).
+        startup = str((i.get("metadata") or {}).get("startup-script"))
+        price = re.search(r"ASYNCINFER_PRICE_PER_HOUR_USD=([0-9.]+)", startup)
+        if price:
+            parts.append(f"${price.group(1)}/h")
     if t == "gcp:compute/regionInstanceGroupManager:RegionInstanceGroupManager":
         parts.append(f"{i.get('region')}: {','.join(i.get('distributionPolicyZones') or [])}")
         parts.append(str(i.get("distributionPolicyTargetShape")))
@@ -101,11 +107,12 @@ def key_settings(resource: RecordedResource) -> str:
         parts.append(f"autoheal after {_n(healing.get('initialDelaySec'))}s")
     if t == "gcp:compute/regionAutoscaler:RegionAutoscaler":
         policy = i.get("autoscalingPolicy") or {}
-        metric = (policy.get("metrics") or [{}])[0]
+        backlog = [m for m in policy.get("metrics") or [] if m.get("singleInstanceAssignment") is not None]
         parts += [
             str(i.get("region")),
             f"min {_n(policy.get('minReplicas'))} max {_n(policy.get('maxReplicas'))}",
-            f"{_n(metric.get('singleInstanceAssignment'))} msgs/VM",
+            # One backlog metric per priority lane: each lane's assignment.
+            " / ".join(f"{_n(round(m.get('singleInstanceAssignment'), 1))}" for m in backlog) + " msgs/VM",
             f"{len(policy.get('scalingSchedules') or [])} schedules",
             f"cooldown {_n(policy.get('cooldownPeriod'))}s",
         ]
