@@ -160,3 +160,25 @@ def test_a_fallback_behind_a_one_vm_pool_needs_a_factor_above_one(engine: Engine
     with pytest.raises(StackConfigError, match="must be > 1"):
         engine.run(lambda: program(SCHEDULE_START), config=config(fallbackMaxReplicas="2", maxReplicas="1"))
     assert engine.graph.resources == []
+
+
+def test_the_lanes_setting_survives_the_vms_docker_env_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The startup script writes the workers' settings into a docker env file (KEY=VALUE, literal):
+    ASYNCINFER_LANES is one line of JSON that the worker reads back into the same lanes."""
+    from asyncinfer.components.boot_scripts import render_env_file
+    from asyncinfer.components.lanes import lane_subscriptions_setting
+    from asyncinfer.core.worker_settings import WorkerSettings, worker_environment
+
+    lanes = LaneSet.defaults()
+    subscriptions = {"interactive": "symbols-requests-interactive-workers", "bulk": "symbols-requests-workers"}
+    env = worker_environment(
+        subscription="symbols-requests-workers", results_topic="symbols-results", handler="m:f",
+        lanes=lane_subscriptions_setting(lanes, subscriptions),
+    )
+    for line in render_env_file(env).splitlines():
+        key, _, value = line.partition("=")
+        monkeypatch.setenv(key, value)
+    settings = WorkerSettings()  # type: ignore[call-arg]
+    assert settings.lane_set() == lanes
+    paths = settings.lane_subscription_paths()
+    assert paths["interactive"].endswith("/subscriptions/symbols-requests-interactive-workers")
