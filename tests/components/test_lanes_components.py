@@ -182,3 +182,8 @@ def test_the_lanes_setting_survives_the_vms_docker_env_file(monkeypatch: pytest.
     assert settings.lane_set() == lanes
     paths = settings.lane_subscription_paths()
     assert paths["interactive"].endswith("/subscriptions/symbols-requests-interactive-workers")
+
+
+def test_lanes_default_names_the_two_default_lanes() -> None:
+    parsed = parse_stack_config(config(lanes="default"), stack="symbols")
+    assert parsed.lane_set() == LaneSet.defaults()

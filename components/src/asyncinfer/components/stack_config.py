@@ -33,7 +33,15 @@ from asyncinfer.components.gpu_driver import (
 from asyncinfer.components.queue import QueueArgs
 from asyncinfer.components.worker_pool import CustomMetric, GpuWorkerPoolArgs
 from asyncinfer.core import gce, validation
-from asyncinfer.core.lanes import Lane, LaneError, LaneSet, fallback_assignments, lane_problems, validate_for_pool
+from asyncinfer.core.lanes import (
+    DEFAULT_LANES,
+    Lane,
+    LaneError,
+    LaneSet,
+    fallback_assignments,
+    lane_problems,
+    validate_for_pool,
+)
 from asyncinfer.core.policy import ScalingPolicy, reaction_time_s
 from asyncinfer.core.schedules import BusinessCalendar, compile_schedules
 from asyncinfer.core.topology import QueueTopology
@@ -150,7 +158,7 @@ class StackConfig(BaseModel):
     # --- priority lanes and the fallback pool (docs/LANES.md)
     #: Unset: one requests topic, as before lanes. A list: a topic, subscription and backlog metric
     #: per lane (e.g. [{"name": "interactive", "priority": 1, "latencyGoalS": 420},
-    #: {"name": "bulk", "priority": 0, "latencyGoalS": 600}]).
+    #: {"name": "bulk", "priority": 0, "latencyGoalS": 600}]); "default": exactly those two.
     lanes: list[LaneConfig] | None = None
     #: The lane of requests that name none (it keeps the queue's own topic).
     default_lane: str = "bulk"
@@ -252,6 +260,17 @@ class StackConfig(BaseModel):
         if unknown or not days:
             raise ValueError(f"unknown day(s) {unknown}; use names such as mon, tue, wed, thu, fri, sat, sun")
         return days
+
+    @field_validator("lanes", mode="before")
+    @classmethod
+    def _default_lanes(cls, value: Any) -> Any:
+        # `asyncinfer:lanes: default` is the two lanes every local stack has (core.lanes.DEFAULT_LANES).
+        if isinstance(value, str) and value.strip().lower() == "default":
+            return [
+                {"name": lane.name, "priority": lane.priority, "latency_goal_s": lane.latency_goal_s}
+                for lane in DEFAULT_LANES
+            ]
+        return value
 
     @field_validator("image")
     @classmethod
