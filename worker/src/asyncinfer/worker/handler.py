@@ -23,7 +23,10 @@ class ModelHandler(Protocol):
 
     def decode(self, payload: bytes) -> torch.Tensor:
         """Turn one input's bytes into a CPU tensor. Raise InvalidInputError for input that can never
-        succeed (not an image, absurd dimensions)."""
+        succeed (not an image, absurd dimensions).
+
+        Runs in the worker's intake processes, on a handler built by the same factory on which
+        `load` is never called: it must not depend on `load` (nor on the device)."""
 
     def predict(self, batch: torch.Tensor) -> list[dict[str, Any]]:
         """Predict a stacked batch (first dimension = items) and return one JSON-ready dict per item.
