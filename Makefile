@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: demo test lint typecheck check emulator install plan simulate clean
+.PHONY: test-tools demo test lint typecheck check emulator install plan simulate clean
 
 DISTRIBUTIONS := core client worker components examples/symbols tools
 SOURCES := core/src client/src worker/src components/src tools/src examples/symbols/src
@@ -24,10 +24,13 @@ install: $(STAMP)
 emulator:
 	@./scripts/ensure-emulator.sh
 
+test-tools:
+	@./scripts/ensure-test-tools.sh
+
 demo: install emulator
 	$(BIN)/asyncinfer demo
 
-test: install emulator
+test: install emulator test-tools
 	$(BIN)/pytest -q
 
 lint: install
