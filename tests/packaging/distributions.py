@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -23,6 +24,9 @@ DISTRIBUTIONS: dict[str, str] = {
 
 def build_wheels(out: Path) -> dict[str, Path]:
     """One wheel per distribution, built from the working tree with this environment's setuptools."""
+    for folder in DISTRIBUTIONS.values():
+        # setuptools builds in place: a stale build/lib would put deleted modules back into the wheel.
+        shutil.rmtree(REPO / folder / "build", ignore_errors=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir",
          str(out), *(str(REPO / folder) for folder in DISTRIBUTIONS.values())],
