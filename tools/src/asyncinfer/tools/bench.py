@@ -854,8 +854,8 @@ def system_cold_start_from_zero(worker_start: dict[str, Any] | None) -> dict[str
             "metric_lag_s": GCE_METRIC_LAG_S,
             "boot_to_ready_s": BAKED_BOOT_TO_READY_S,
         },
-        "sources": "asyncinfer.core.policy (GCE_METRIC_PERIOD_S, GCE_METRIC_LAG_S: assumed, docs/PLATFORM.md); "
-                   "asyncinfer.components.worker_pool.BAKED_BOOT_TO_READY_S (assumed baked-image boot)",
+        "sources": "asyncinfer.core.gce (METRIC_PERIOD_S, METRIC_LAG_S: documented, docs/PLATFORM.md; "
+                   "BOOT_TO_READY_ASSUMED_S: assumed baked-image boot)",
         "worker_process_start_measured_s": worker_start["median"] if worker_start else None,
     }
 
