@@ -25,6 +25,16 @@ from tests.conftest import PROJECT
 pytestmark = pytest.mark.emulator
 
 
+@pytest.fixture(autouse=True)
+def short_empty_pulls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emulator answers a pull at once when messages wait but holds an empty one until its deadline,
+    and never answers empty while messages wait: one short empty pull means done here."""
+    from asyncinfer.client import dlq
+
+    monkeypatch.setattr(dlq, "PULL_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(dlq, "EMPTY_PULLS_TO_STOP", 1)
+
+
 def _path(kind: str, name: str) -> str:
     return f"projects/{PROJECT}/{kind}/{name}"
 
@@ -42,7 +52,7 @@ def dead_letter(topology: QueueTopology, requests: list[tuple[bytes, dict[str, s
     while time.monotonic() < deadline:
         response = subscriber.pull(
             request={"subscription": _path("subscriptions", topology.requests_subscription), "max_messages": 100},
-            timeout=2,
+            timeout=0.5,
         )
         received = list(response.received_messages)
         for item in received:
@@ -78,10 +88,10 @@ class Audit:
         self.subscriber.create_subscription(name=self.path, topic=_path("topics", topic))
         self.messages: list[Any] = []
 
-    def drain(self, quiet_s: float = 2.0) -> list[Any]:
+    def drain(self, quiet_s: float = 0.5) -> list[Any]:
         while True:
             response = self.subscriber.pull(request={"subscription": self.path, "max_messages": 100},
-                                            timeout=quiet_s + 3)
+                                            timeout=quiet_s)
             received = list(response.received_messages)
             if not received:
                 return self.messages

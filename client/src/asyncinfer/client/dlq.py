@@ -33,7 +33,8 @@ SOURCE_PUBLISH_TIME = "CloudPubSubDeadLetterSourceTopicPublishTime"
 LEASE_S = 600
 #: Pub/Sub answers an empty pull now and then even when messages wait; this many in a row end a read.
 EMPTY_PULLS_TO_STOP = 2
-PULL_TIMEOUT_S = 2.0
+#: A pull's deadline: Pub/Sub (and the emulator) may hold an empty pull until it.
+PULL_TIMEOUT_S = 4.0
 MAX_PER_PULL = 1000
 
 
@@ -168,7 +169,7 @@ class DeadLetterQueue:
             try:
                 response = self._subscriber.pull(
                     request={"subscription": self.path, "max_messages": min(MAX_PER_PULL, limit - len(letters))},
-                    timeout=PULL_TIMEOUT_S + 2,
+                    timeout=PULL_TIMEOUT_S,
                     retry=None,
                 )
                 received = list(response.received_messages)
