@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -14,29 +11,15 @@ import pytest
 from asyncinfer.core.contract import InferenceRequest
 from asyncinfer.tools.local.emulator import free_port
 from tests.conftest import PROJECT
+from tests.support.health import probe_health
 
 pytestmark = pytest.mark.emulator
-
-
-def probe(port: int, timeout_s: float = 30) -> tuple[int, dict[str, Any]]:
-    """First answer from the endpoint once it listens."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def probe_until(port: int, status: int, timeout_s: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
-        code, body = probe(port)
+        code, body = probe_health(port)
         if code == status or time.monotonic() > deadline:
             assert code == status, body
             return body
@@ -53,7 +36,7 @@ def test_health_is_ok_while_serving(start_worker: Any, client: Any) -> None:
     probe_until(port, 200)
     client.submit(InferenceRequest.inline("h-1", "faulty", b"ok"))
     assert client.wait(["h-1"], timeout_s=30)["h-1"].ok
-    assert probe(port)[0] == 200
+    assert probe_health(port)[0] == 200
 
 
 def test_health_reports_a_model_that_failed_to_load(start_worker: Any) -> None:

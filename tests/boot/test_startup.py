@@ -9,9 +9,6 @@ import signal
 import socket
 import stat
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ from asyncinfer.components.worker_pool import render_startup_script
 from asyncinfer.core.worker_settings import worker_environment
 from tests.boot.metadata_server import FakeMetadataServer
 from tests.boot.stubs import Stubs, install_stubs, stub_environment
+from tests.support.health import probe_health
 
 REPOSITORY = "asia-northeast1-docker.pkg.dev/central-registry/models/symbols"
 TAG = f"{REPOSITORY}:1.0"
@@ -191,20 +189,6 @@ def test_the_ops_agent_gets_the_worker_pipeline_and_is_restarted(vm: Vm) -> None
     assert ["restart", "google-cloud-ops-agent"] in vm.stubs.argvs("systemctl")
 
 
-def health(port: int) -> tuple[int, dict[str, object]]:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def assert_unhealthy(vm: Vm, done: subprocess.CompletedProcess[str], reason: str) -> None:
     """Reported, not crash-looped: no container, an ERROR line, the guest attribute, 503 on the port."""
     assert done.returncode == 1
@@ -213,7 +197,7 @@ def assert_unhealthy(vm: Vm, done: subprocess.CompletedProcess[str], reason: str
     assert error_lines and error_lines[-1]["severity"] == "ERROR" and reason in error_lines[-1]["reason"]
     status = vm.metadata.state.last("asyncinfer/boot-status")
     assert status is not None and status.startswith("unhealthy: ") and reason in status
-    code, body = health(vm.health_port)
+    code, body = probe_health(vm.health_port, timeout_s=10)
     assert code == 503
     assert body["healthy"] is False and reason in str(body["problems"])
 
