@@ -28,7 +28,9 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -41,6 +43,47 @@ from asyncinfer.tools.simulator.results import RunResult, Timeline
 from asyncinfer.tools.simulator.traces import Trace
 
 BOOTING, IDLE, BUSY, DRAINING, GONE = range(5)
+
+
+class GroupVm(Protocol):
+    """What reconciling a group needs to know of one of its VMs."""
+
+    state: int
+    requested_at: float
+    done_at: float
+
+
+VmT = TypeVar("VmT", bound=GroupVm)
+
+
+@dataclass(frozen=True)
+class GroupChange(Generic[VmT]):
+    """How a MIG moves to its target size: VMs to create, pending re-creations to drop, VMs to delete."""
+
+    create: int = 0
+    cancel_retries: int = 0
+    delete: tuple[VmT, ...] = ()
+
+
+def reconcile_group(counted: Sequence[VmT], pending_retries: int, target: int) -> GroupChange[VmT]:
+    """GCE's resize of a group: `counted` are its VMs not already chosen for deletion, `pending_retries`
+    the re-creations it still owes (after a stockout). A surplus first drops owed re-creations, then
+    deletes the VMs it loses least by."""
+    have = len(counted) + pending_retries
+    if target > have:
+        return GroupChange(create=target - have)
+    surplus = have - target
+    cancelled = min(surplus, pending_retries)
+    surplus -= cancelled
+    if surplus <= 0:
+        return GroupChange(cancel_retries=cancelled)
+    # Booting VMs serve nobody yet, idle ones hold nothing; busy ones last, soonest done first.
+    order = {BOOTING: 0, IDLE: 1, BUSY: 2}
+    candidates = sorted(
+        (vm for vm in counted if vm.state in order),
+        key=lambda vm: (order[vm.state], -vm.requested_at if vm.state == BOOTING else vm.done_at),
+    )
+    return GroupChange(cancel_retries=cancelled, delete=tuple(candidates[:surplus]))
 
 # Event kinds double as the order of events at one instant: work finishes and VMs come up before
 # the metric is sampled, and a sample is taken before the autoscaler acts on it.
@@ -297,24 +340,12 @@ class _AsyncRun:
 
     def reconcile(self, t: float) -> None:
         """Bring the MIG to its target size: create, or delete the cheapest VMs to lose."""
-        counted = self.counted()
-        have = len(counted) + self.pending_retries
-        if self.target > have:
-            for _ in range(self.target - have):
-                self.create_vm(t)
-            return
-        surplus = have - self.target
-        cancelled = min(surplus, self.pending_retries)
-        self.pending_retries -= cancelled
-        self.ignored_retries += cancelled
-        surplus -= cancelled
-        if surplus <= 0:
-            return
-        # Booting VMs serve nobody yet, idle ones hold nothing; busy ones last, soonest done first.
-        order = {BOOTING: 0, IDLE: 1, BUSY: 2}
-        candidates = [vm for vm in counted if vm.state in order]
-        candidates.sort(key=lambda vm: (order[vm.state], -vm.requested_at if vm.state == BOOTING else vm.done_at))
-        for vm in candidates[:surplus]:
+        plan = reconcile_group(self.counted(), self.pending_retries, self.target)
+        for _ in range(plan.create):
+            self.create_vm(t)
+        self.pending_retries -= plan.cancel_retries
+        self.ignored_retries += plan.cancel_retries
+        for vm in plan.delete:
             vm.deleting = True
             self.terminate(vm, t, preempted=False)
 

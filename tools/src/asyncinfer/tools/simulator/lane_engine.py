@@ -28,12 +28,19 @@ import numpy as np
 from asyncinfer.core.lanes import LaneSet, Waiting, choose_batch, lane_policies, recommended_for_lanes
 from asyncinfer.core.policy import ScaleInStabilizer, ScalingPolicy
 from asyncinfer.tools.simulator.config import AsyncConfig
-from asyncinfer.tools.simulator.engine import REDELIVERY_BACKOFF_S
+from asyncinfer.tools.simulator.engine import (
+    BOOTING,
+    BUSY,
+    DRAINING,
+    GONE,
+    IDLE,
+    REDELIVERY_BACKOFF_S,
+    reconcile_group,
+)
 from asyncinfer.tools.simulator.floors import floor_schedule
 from asyncinfer.tools.simulator.prices import billed_seconds
 from asyncinfer.tools.simulator.traces import Trace
 
-BOOTING, IDLE, BUSY, DRAINING, GONE = range(5)
 EV_DONE, EV_READY, EV_GONE, EV_PREEMPT, EV_STOCKOUT, EV_RETRY, EV_WAKE, EV_SAMPLE, EV_DECIDE = range(9)
 
 
@@ -312,22 +319,12 @@ class _LaneRun:
     def reconcile(self, p: int, t: float) -> None:
         pool = self.pools[p]
         counted = [vm for vm in pool.vms.values() if not vm.deleting]
-        have = len(counted) + pool.pending_retries
-        if pool.target > have:
-            for _ in range(pool.target - have):
-                self.create_vm(p, t)
-            return
-        surplus = have - pool.target
-        cancelled = min(surplus, pool.pending_retries)
-        pool.pending_retries -= cancelled
-        pool.ignored_retries += cancelled
-        surplus -= cancelled
-        if surplus <= 0:
-            return
-        order = {BOOTING: 0, IDLE: 1, BUSY: 2}
-        candidates = [vm for vm in counted if vm.state in order]
-        candidates.sort(key=lambda vm: (order[vm.state], -vm.requested_at if vm.state == BOOTING else vm.done_at))
-        for vm in candidates[:surplus]:
+        plan = reconcile_group(counted, pool.pending_retries, pool.target)
+        for _ in range(plan.create):
+            self.create_vm(p, t)
+        pool.pending_retries -= plan.cancel_retries
+        pool.ignored_retries += plan.cancel_retries
+        for vm in plan.delete:
             vm.deleting = True
             self.terminate(vm, t, preempted=False)
 
