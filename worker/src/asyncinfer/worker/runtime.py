@@ -26,7 +26,6 @@ bound allows and nack the rest, wait for results in flight, send the last acks, 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import queue
 import threading
@@ -37,7 +36,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-import pydantic_core
 import structlog
 import torch
 
@@ -51,6 +49,7 @@ from asyncinfer.core.contract import (
     utcnow,
 )
 from asyncinfer.core.worker_settings import WorkerSettings
+from asyncinfer.worker.answers import BatchAnswers, attributes_for, encode_output, timings_fields, wire
 from asyncinfer.worker.batcher import MicroBatcher, ReadyQueue
 from asyncinfer.worker.blobs import write_blob
 from asyncinfer.worker.cost import CostMeter
@@ -92,6 +91,16 @@ class FinishedBatch:
     inference_ms: float
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One answer of a batch, ready for the wire."""
+
+    item: HeldItem
+    body: bytes
+    attributes: dict[str, str]
+    status: str
+
+
 class Worker:
     def __init__(self, settings: WorkerSettings, handler: ModelHandler, transport: PubSubTransport) -> None:
         self.settings = settings
@@ -122,7 +131,8 @@ class Worker:
         self._lock = threading.Lock()
         self._unanswered = 0  # deliveries taken and neither acked nor nacked yet
         self._all_answered = threading.Condition(self._lock)
-        self._answered: OrderedDict[str, InferenceResult] = OrderedDict()
+        # request id -> the body of its ok result (answers a redelivery without a second inference).
+        self._answered: OrderedDict[str, bytes] = OrderedDict()
         self._last_loop_at = time.monotonic()
         self._device = torch.device("cpu")
         self._cost = CostMeter(settings.price_per_hour_usd, settings.price_basis, settings.usage_log_interval_s)
@@ -271,14 +281,14 @@ class Worker:
             return
         ready: list[HeldItem] = []
         transient: list[Delivery] = []
-        cached_ids: list[tuple[Delivery, InferenceResult]] = []
+        cached_ids: list[tuple[Delivery, bytes]] = []
         with self._lock:
             answered = self._answered
             for delivery, outcome in zip(deliveries, chunk.outcomes, strict=True):
                 if outcome[0] == READY:
-                    cached = answered.get(outcome[1])
-                    if cached is not None:
-                        cached_ids.append((delivery, cached))
+                    cached_body = answered.get(outcome[1])
+                    if cached_body is not None:
+                        cached_ids.append((delivery, cached_body))
                         continue
                     submitted = None if outcome[2] is None else dt.datetime.fromtimestamp(outcome[2], dt.UTC)
                     ready.append(HeldItem(
@@ -286,8 +296,8 @@ class Worker:
                     ))
         if ready:
             self._ready.put_many(ready)
-        for delivery, cached in cached_ids:
-            self._publish_replay(delivery, cached)
+        for delivery, body in cached_ids:
+            self._publish_replay(delivery, body)
         for delivery, outcome in zip(deliveries, chunk.outcomes, strict=True):
             kind = outcome[0]
             if kind == REJECTED:
@@ -389,25 +399,28 @@ class Worker:
                 structlog.contextvars.unbind_contextvars("batch_id")
 
     def _answer_batch(self, finished: FinishedBatch) -> None:
-        answers: list[tuple[HeldItem, InferenceResult]] = []
-        # Once per batch, not per item: the clock, the cost share, the lease check.
+        outgoing: list[Outgoing] = []
+        # Once per batch, not per item: the clock, the cost share, the fields every ok result shares.
         now = time.monotonic()
         wall_now = time.time()
         completed_at = dt.datetime.fromtimestamp(wall_now, dt.UTC)
         cost = self._cost.share(finished.inference_ms, len(finished.items))
+        shared = BatchAnswers.for_batch(
+            self.settings.worker_id, self.handler.name, self.handler.version, completed_at, cost
+        )
         if now - min(i.received_at for i in finished.items) > self.settings.max_lease_s:
             self._warn_lease_expired(finished.items, now)
         for item, output in zip(finished.items, finished.outputs, strict=True):
             try:
-                result = self._result_for(item, output, finished, now, wall_now, completed_at)
+                answer = self._answer_for(item, output, finished, shared, now, wall_now)
             except Exception as exc:  # never strand a message: answer it with the reason
                 log.exception("answering failed", request_id=item.request.request_id)
-                result = self._error_result(item.delivery, item.request.request_id, "internal_error", repr(exc))
-            if result is not None:
-                result.cost = cost
-                answers.append((item, result))
-        self._remember_many([result for _, result in answers if result.status == "ok"])
-        self._publish_batch_then_ack(answers)
+                error = self._error_result(item.delivery, item.request.request_id, "internal_error", repr(exc))
+                answer = Outgoing(item, *wire(error), "error")
+            if answer is not None:
+                outgoing.append(answer)
+        self._remember_many([(a.item.request.request_id, a.body) for a in outgoing if a.status == "ok"])
+        self._publish_batch_then_ack(outgoing)
         log.info(
             "batch done",
             size=len(finished.items),
@@ -444,58 +457,45 @@ class Worker:
         except Exception as exc:
             return exc
 
-    def _result_for(
-        self, item: HeldItem, output: dict[str, Any] | Exception, finished: FinishedBatch, now: float,
-        wall_now: float, completed_at: dt.datetime,
-    ) -> InferenceResult | None:
+    def _answer_for(
+        self, item: HeldItem, output: dict[str, Any] | Exception, finished: FinishedBatch, shared: BatchAnswers,
+        now: float, wall_now: float,
+    ) -> Outgoing | None:
         """The answer to one batch item, or None when it was handed back (nacked) instead."""
-        request = item.request
-        timings = self._timings(item, finished.started, finished.inference_ms, now, wall_now)
+        request, delivery = item.request, item.delivery
+        submitted = request.submitted_at
+        timings = timings_fields(
+            item.received_at, None if submitted is None else submitted.timestamp(), finished.started,
+            finished.inference_ms, now, wall_now,
+        )
         if isinstance(output, TransientError):
-            self._nack(item.delivery, "transient_model_error", error=str(output))
+            self._nack(delivery, "transient_model_error", error=str(output))
             return None
         if isinstance(output, Exception):
             log.warning("handler failed on one item", request_id=request.request_id, error=repr(output))
-            return self._error_result(
-                item.delivery, request.request_id, "handler_error", f"the model failed on this input: {output!r}",
-                timings=timings,
+            error = self._error_result(
+                delivery, request.request_id, "handler_error", f"the model failed on this input: {output!r}",
+                timings=Timings.model_validate(timings),
             )
-        # pydantic-core's Rust serializer: several times faster than json.dumps, and it measures the
-        # UTF-8 size the result will actually have on the wire. Non-finite numbers come out as the
-        # (non-JSON) tokens NaN / Infinity, and unknown types raise: only then is the output walked.
-        try:
-            encoded = pydantic_core.to_json(output)
-            suspect = b"NaN" in encoded or b"Infinity" in encoded
-        except Exception:
-            encoded, suspect = b"", True
-        problem = _output_problem(output) if suspect else None
-        if problem or not encoded:
-            problem = problem or "the model produced an output that cannot be sent as JSON"
-            return self._error_result(item.delivery, request.request_id, "invalid_output", problem, timings=timings)
-        result = self._new_result(item.delivery, request.request_id, "ok", timings=timings, completed_at=completed_at)
+            return Outgoing(item, *wire(error), "error")
+        encoded, problem = encode_output(output)
+        if problem is not None:
+            error = self._error_result(
+                delivery, request.request_id, "invalid_output", problem, timings=Timings.model_validate(timings)
+            )
+            return Outgoing(item, *wire(error), "error")
+        output_uri = None
         if len(encoded) > self.settings.max_inline_output_bytes:
-            result.output_uri = write_blob(
-                self.settings.results_uri_prefix, f"{request.request_id}-{item.delivery.message_id}.json", encoded
+            # Too large for a message: the output goes to storage and the result carries its URI.
+            output_uri = write_blob(
+                self.settings.results_uri_prefix, f"{request.request_id}-{delivery.message_id}.json", encoded
             )
-        else:
-            result.output = output
-        return result
-
-    def _timings(self, item: HeldItem, started: float, inference_ms: float, now: float, wall_now: float) -> Timings:
-        submitted = item.request.submitted_at
-        queued_ms = None
-        total_ms = None
-        if submitted is not None:
-            submitted_s = submitted.timestamp()
-            queued_ms = max(0.0, (wall_now - (now - item.received_at) - submitted_s) * 1000)
-            total_ms = max(0.0, (wall_now - submitted_s) * 1000)
-        # Built without validation: every value here is a float the worker computed itself.
-        return Timings.model_construct(
-            queued_ms=_round(queued_ms),
-            batch_wait_ms=_round((started - item.received_at) * 1000),
-            inference_ms=_round(inference_ms),
-            total_ms=_round(total_ms),
+        body = shared.ok_body(
+            request.request_id, delivery.message_id, delivery.delivery_attempt, delivery.attributes, timings,
+            None if output_uri is not None else encoded, output_uri,
         )
+        client = delivery.attributes.get(CLIENT_ATTRIBUTE)
+        return Outgoing(item, body, attributes_for("ok", delivery.message_id, request.request_id, client), "ok")
 
     # --- answers ----------------------------------------------------------------------------------
 
@@ -535,9 +535,9 @@ class Worker:
         result.error = ErrorInfo(code=code, message=message, retryable=False)
         return result
 
-    def _publish_replay(self, delivery: Delivery, cached: InferenceResult) -> None:
+    def _publish_replay(self, delivery: Delivery, cached_body: bytes) -> None:
         self._count("replayed")
-        replay = cached.model_copy(
+        replay = InferenceResult.model_validate_json(cached_body).model_copy(
             update={
                 "message_id": delivery.message_id,
                 "delivery_attempt": delivery.delivery_attempt,
@@ -548,33 +548,30 @@ class Worker:
         )
         self._publish_then_ack(delivery, replay)
 
-    def _publish_batch_then_ack(self, answers: list[tuple[HeldItem, InferenceResult]]) -> None:
+    def _publish_batch_then_ack(self, answers: list[Outgoing]) -> None:
         """A batch's results in one publish call (one RPC, no per-message futures), then its acks in
         one step. Each result carries `worker_ms`: its message's time in this worker, from the pull
         response to this publish call, so latency can be split between broker and worker."""
         if not answers:
             return
         now = time.monotonic()
-        messages = []
-        for item, result in answers:
-            body, attributes = _wire(result)
-            attributes["worker_ms"] = f"{(now - item.received_at) * 1000:.2f}"
-            messages.append((body, attributes))
-        deliveries = [item.delivery for item, _ in answers]
+        for answer in answers:
+            answer.attributes["worker_ms"] = f"{(now - answer.item.received_at) * 1000:.2f}"
+        deliveries = [answer.item.delivery for answer in answers]
         try:
-            self.transport.publish_batch(messages)
+            self.transport.publish_batch([(answer.body, answer.attributes) for answer in answers])
         except Exception as exc:
             # Without published answers the messages must come back: nack, never ack.
             self._nack_many(deliveries, "publish_failed", error=repr(exc))
             return
-        statuses = Counter(f"answered_{result.status}" for _, result in answers)
+        statuses = Counter(f"answered_{answer.status}" for answer in answers)
         with self._counts_lock:
             self.counts.update(statuses)
         _settle_many(deliveries, ack=True)
         self._settled(len(deliveries))
 
     def _publish_then_ack(self, delivery: Delivery, result: InferenceResult) -> None:
-        future = self.transport.publish(*_wire(result))
+        future = self.transport.publish(*wire(result))
 
         def settle(done: Future[str]) -> None:
             if done.exception() is None:
@@ -614,23 +611,20 @@ class Worker:
             if self._unanswered == 0:
                 self._all_answered.notify_all()
 
-    def _remember(self, result: InferenceResult) -> None:
-        self._remember_many([result])
-
-    def _remember_many(self, results: list[InferenceResult]) -> None:
-        if self.settings.result_cache_size == 0 or not results:
+    def _remember_many(self, answers: list[tuple[str, bytes]]) -> None:
+        """Keep the latest ok answers (request id, body), so a redelivery is answered without a second
+        inference."""
+        if self.settings.result_cache_size == 0 or not answers:
             return
         with self._lock:
             answered = self._answered
-            for result in results:
-                if result.request_id is None:
-                    continue
-                answered[result.request_id] = result
-                answered.move_to_end(result.request_id)
+            for request_id, body in answers:
+                answered[request_id] = body
+                answered.move_to_end(request_id)
             while len(answered) > self.settings.result_cache_size:
                 answered.popitem(last=False)
 
-    def _cached_result(self, request_id: str) -> InferenceResult | None:
+    def _cached_result(self, request_id: str) -> bytes | None:
         with self._lock:
             return self._answered.get(request_id)
 
@@ -649,36 +643,3 @@ def _settle_many(deliveries: list[Delivery], ack: bool) -> None:
         by_transport.setdefault(id(delivery.transport), []).append(delivery)
     for group in by_transport.values():
         group[0].transport.settle_many([d.ack_id for d in group], ack=ack)
-
-
-def _wire(result: InferenceResult) -> tuple[bytes, dict[str, str]]:
-    """A result as message body and attributes. The attributes let watchers (the local backlog
-    meter, the bench) match results to requests without parsing JSON."""
-    attributes = {"status": result.status, "message_id": result.message_id}
-    if result.request_id is not None:
-        attributes["request_id"] = result.request_id
-    if result.client is not None:
-        # What a client's results subscription filters on: it receives only its own results.
-        attributes[CLIENT_ATTRIBUTE] = result.client
-    return result.model_dump_json(exclude_none=True).encode(), attributes
-
-
-def _output_problem(output: Any) -> str | None:
-    """Why an output cannot be sent as JSON, or None. NaN and inf are not JSON and usually mean a
-    numerically broken model, which a client must hear about instead of parsing garbage."""
-    stack = [output]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"the model produced a non-finite number ({value}); the output was withheld"
-        if isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list | tuple):
-            stack.extend(value)
-        elif not isinstance(value, str | int | float | bool | type(None)):
-            return f"the model produced a {type(value).__name__}, which is not JSON"
-    return None
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
