@@ -16,7 +16,15 @@ from PIL import Image
 
 from asyncinfer.worker.errors import InvalidInputError, TransientError
 from asyncinfer.worker.handler import ModelHandler
-from drawing_symbols.render import SYMBOL_CLASSES, image_to_array, render_dataset, render_png, render_symbol
+from drawing_symbols.render import (
+    SYMBOL_CLASSES,
+    image_to_array,
+    image_to_pixels,
+    pixels_to_input,
+    render_dataset,
+    render_png,
+    render_symbol,
+)
 from drawing_symbols.symbols import DEFAULT_WEIGHTS, SymbolHandler, build_handler
 
 # Neither the training seed (0) nor its held-out seed (1): images the model has never been scored on.
@@ -72,8 +80,10 @@ def test_decode_matches_training_normalisation(handler: SymbolHandler) -> None:
     rng = np.random.default_rng(7)
     image = render_symbol("position", rng)
     decoded = handler.decode(_png(image))
-    assert decoded.dtype == torch.float32 and decoded.shape == (1, 64, 64)
-    np.testing.assert_array_equal(decoded.numpy(), image_to_array(image))
+    # decode hands on uint8 gray levels; predict normalises them exactly as training did.
+    assert decoded.dtype == torch.uint8 and decoded.shape == (1, 64, 64)
+    np.testing.assert_array_equal(pixels_to_input(decoded).numpy(), image_to_array(image))
+    assert image_to_array(image).dtype == np.float32
 
 
 @pytest.mark.parametrize(
@@ -163,9 +173,10 @@ def test_decode_accepts_other_sizes_shapes_and_formats(
             for y, c in zip(labels, children, strict=True)
         ]
     )
-    assert batch.shape == (n, 1, 64, 64) and batch.dtype == torch.float32
-    assert float(batch.min()) >= 0.0 and float(batch.max()) <= 1.0
-    assert float(batch.mean()) < 0.3  # mostly paper (a page of ink would mean a lost alpha channel)
+    assert batch.shape == (n, 1, 64, 64) and batch.dtype == torch.uint8
+    ink = pixels_to_input(batch)
+    assert float(ink.min()) >= 0.0 and float(ink.max()) <= 1.0
+    assert float(ink.mean()) < 0.3  # mostly paper (a page of ink would mean a lost alpha channel)
     predicted = [r["label"] for r in handler.predict(batch)]
     wrong = [(y, p) for y, p in zip(labels, predicted, strict=True) if y != p]
     assert len(wrong) <= n // 12, wrong  # a little slack: these are outside the exact training pipeline
@@ -173,8 +184,9 @@ def test_decode_accepts_other_sizes_shapes_and_formats(
 
 @pytest.mark.parametrize("n", [1, 5])
 def test_predict_returns_one_dict_per_item(handler: SymbolHandler, n: int) -> None:
-    x, _ = render_dataset(n, seed=99)
-    results = handler.predict(torch.from_numpy(x))
+    rng = np.random.default_rng(99)
+    pixels = torch.stack([torch.from_numpy(image_to_pixels(render_symbol(c, rng))) for c in SYMBOL_CLASSES[:n]] * 5)[:n]
+    results = handler.predict(pixels)
     assert len(results) == n
     for r in results:
         assert set(r) == {"label", "confidence", "top3"}
@@ -197,7 +209,7 @@ def test_predict_turns_gpu_oom_into_transient_error(monkeypatch: pytest.MonkeyPa
     assert h.model is not None
     monkeypatch.setattr(h.model, "forward", out_of_memory)
     with pytest.raises(TransientError):
-        h.predict(torch.zeros(2, 1, 64, 64))
+        h.predict(torch.zeros(2, 1, 64, 64, dtype=torch.uint8))
 
 
 def test_handler_contract() -> None:
@@ -228,3 +240,9 @@ def test_rendering_is_deterministic() -> None:
 def test_render_rejects_unknown_label() -> None:
     with pytest.raises(ValueError, match="straightness"):
         render_symbol("diameter", np.random.default_rng(0))
+
+
+def test_predict_refuses_input_that_is_not_decodes_pixels(handler: SymbolHandler) -> None:
+    # Already-normalised floats would be normalised a second time and every answer would be wrong.
+    with pytest.raises(TypeError, match="uint8"):
+        handler.predict(torch.zeros(2, 1, 64, 64))

@@ -15,6 +15,7 @@ import io
 from collections.abc import Callable
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 #: The classes the model predicts, in the order of its output logits. Appending is safe only together
@@ -265,13 +266,24 @@ def render_png(label: str, rng: np.random.Generator, size: int = 64) -> bytes:
     return buf.getvalue()
 
 
-def image_to_array(image: Image.Image) -> np.ndarray:
+def image_to_pixels(image: Image.Image) -> np.ndarray:
+    """The image's gray levels as uint8 (1, H, W), paper high: what the handler's decode hands on.
+    A quarter of the bytes of the normalised float input, so it crosses from the intake processes
+    to the worker, and from host to GPU, four times cheaper; `pixels_to_input` normalises on the device."""
+    # convert() copies even an image that is already grayscale: skip it for "L".
+    return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.uint8)[None, :, :]
+
+
+def pixels_to_input(pixels: torch.Tensor) -> torch.Tensor:
     """The one definition of the model's input normalisation, shared by training and the handler so they
-    cannot drift: float32 (1, H, W) in [0, 1] with ink HIGH. Ink-high makes the blank background zero, so
-    zero padding in the convolutions looks like more paper rather than a black border."""
-    # convert() copies even an image that is already grayscale; the values are the same either way.
-    gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
-    return (1.0 - gray / 255.0)[None, :, :]
+    cannot drift: uint8 gray levels -> float32 in [0, 1] with ink HIGH. Ink-high makes the blank
+    background zero, so zero padding in the convolutions looks like more paper rather than a black border."""
+    return 1.0 - pixels.float() / 255.0
+
+
+def image_to_array(image: Image.Image) -> np.ndarray:
+    """What the model sees for `image`, float32 (1, H, W): `pixels_to_input(image_to_pixels(image))`."""
+    return pixels_to_input(torch.from_numpy(image_to_pixels(image))).numpy()
 
 
 def render_dataset(n: int, seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:

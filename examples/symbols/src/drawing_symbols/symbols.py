@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from torch import nn
 
 from asyncinfer.worker.errors import InvalidInputError, TransientError
-from drawing_symbols.render import SYMBOL_CLASSES, image_to_array
+from drawing_symbols.render import SYMBOL_CLASSES, image_to_pixels, pixels_to_input
 
 #: Bumped when the checkpoint layout or the input normalisation changes; part of `version`, and a
 #: checkpoint with another value is refused rather than silently mis-read.
@@ -117,7 +117,8 @@ class SymbolHandler:
         self.device = device
 
     def decode(self, payload: bytes) -> torch.Tensor:
-        """PNG/JPEG/... bytes of any size -> float32 (1, S, S) ink-high tensor, S = the trained input size.
+        """PNG/JPEG/... bytes of any size -> uint8 (1, S, S) gray levels, S = the trained input size;
+        `predict` normalises them (`pixels_to_input`) on the model's device.
 
         Cheap checks first: Image.open only parses the header, so absurd dimensions are refused before a
         single pixel is decompressed (a few KB of PNG can claim gigapixels)."""
@@ -162,7 +163,7 @@ class SymbolHandler:
                 f"the image could not be decoded, it looks truncated or corrupt ({exc}); "
                 "re-export it and send the complete PNG or JPEG file",
             ) from None
-        return torch.from_numpy(image_to_array(self._square(gray)))
+        return torch.from_numpy(image_to_pixels(self._square(gray)))
 
     def _too_large(self, detail: str) -> InvalidInputError:
         return InvalidInputError(
@@ -189,7 +190,7 @@ class SymbolHandler:
             if image.mode == "F" and top <= 1.0:
                 full = 1.0
             return Image.fromarray(np.clip(np.rint(a * (255.0 / full)), 0, 255).astype(np.uint8), mode="L")
-        return image.convert("L")
+        return image if image.mode == "L" else image.convert("L")
 
     def _square(self, gray: Image.Image) -> Image.Image:
         # Pad to a square with paper colour before resizing: squashing a wide crop would turn circles into
@@ -213,6 +214,9 @@ class SymbolHandler:
     def predict(self, batch: torch.Tensor) -> list[dict[str, Any]]:
         if self.model is None:
             raise RuntimeError("SymbolHandler.predict called before load()")
+        if batch.dtype != torch.uint8:
+            # Normalising twice would silently ruin every answer: refuse anything but decode's output.
+            raise TypeError(f"predict takes decode's uint8 gray levels, got {batch.dtype}; see pixels_to_input")
         try:
             with torch.inference_mode():
                 if self.device.type == "cuda":
@@ -222,7 +226,7 @@ class SymbolHandler:
                     x = src.to(self.device, non_blocking=True)
                 else:
                     x = batch.to(self.device)
-                probs = torch.softmax(self.model(x.float()), dim=1)
+                probs = torch.softmax(self.model(pixels_to_input(x)), dim=1)
                 k = min(3, probs.shape[1])
                 top_p, top_i = probs.topk(k, dim=1)
                 # One device->host transfer for the whole batch instead of a sync per item.
