@@ -271,7 +271,7 @@ def image_to_pixels(image: Image.Image) -> np.ndarray:
     A quarter of the bytes of the normalised float input, so it crosses from the intake processes
     to the worker, and from host to GPU, four times cheaper; `pixels_to_input` normalises on the device."""
     # convert() copies even an image that is already grayscale: skip it for "L".
-    return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.uint8)[None, :, :]
+    return np.array(image if image.mode == "L" else image.convert("L"), dtype=np.uint8)[None, :, :]  # writable
 
 
 def pixels_to_input(pixels: torch.Tensor) -> torch.Tensor:
