@@ -59,6 +59,8 @@ def test_bench_smoke_writes_a_sane_report(emulator_host: str, tmp_path: Path) ->
     system = report["system_cold_start_from_zero_s"]
     assert "derived" in system["what"] and system["value"] == sum(system["parts"].values()) > start["median"]
     assert report["decode_us_per_image"] > 0 and report["intake_us_per_request"] > 0
+    assert math.isclose(report["worker_cpu_outside_model_and_decode_us"],
+                        report["worker_cpu_outside_model_us"] - report["decode_us_per_image"], abs_tol=0.11)
     assert set(report["targets"]) == set(TARGETS)
     for name, row in report["targets"].items():
         if name != "worker_cpu_outside_model_us_batch32" and name != "ratio_batch32":  # no batch 32 here

@@ -609,6 +609,9 @@ class Bench:
             "system_cold_start_from_zero_s": system_cold_start_from_zero(cold),
             "decode_us_per_image": round(decode_us, 1),
             "intake_us_per_request": round(intake_us, 1),
+            # Derived: what is left of the worker's CPU outside the model once the handler's own decode
+            # (timed above on one thread) is taken out too, i.e. the part the worker itself decides.
+            "worker_cpu_outside_model_and_decode_us": round(headline.worker_cpu_outside_model_us - decode_us, 1),
         }
         measured: dict[str, float | None] = {
             "worker_cpu_outside_model_us_batch32": by_size[32].worker_cpu_outside_model_us if 32 in by_size else None,

@@ -165,4 +165,5 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         targets.add_row(name, goal, "not measured" if row["value"] is None else str(row["value"]), met)
     console.print(targets)
     console.print(f"[bold]ratio (batch {report['ratio_batch_size']}): {report['ratio']}; worker CPU outside the "
-                  f"model: {report['worker_cpu_outside_model_us']} us/request[/]")
+                  f"model: {report['worker_cpu_outside_model_us']} us/request, of which not the handler's decode "
+                  f"(derived): {report['worker_cpu_outside_model_and_decode_us']} us/request[/]")
