@@ -56,7 +56,7 @@ class SubscriberRpc:
     """Pull, acknowledge and modifyAckDeadline for one subscription."""
 
     def __init__(self, client: pubsub_v1.SubscriberClient, subscription_path: str) -> None:
-        channel: grpc.Channel = client.api.transport.grpc_channel
+        channel: grpc.Channel = client.transport.grpc_channel
         self._subscription = subscription_path
         self._pull: Callable[..., Any] = channel.unary_unary(
             _SUBSCRIBER + "Pull",
@@ -98,7 +98,7 @@ class PublisherRpc:
     """Publish to one topic, several messages per call."""
 
     def __init__(self, client: pubsub_v1.PublisherClient, topic_path: str) -> None:
-        channel: grpc.Channel = client.api.transport.grpc_channel
+        channel: grpc.Channel = client.transport.grpc_channel
         self._topic = topic_path
         self._publish: Callable[..., Any] = channel.unary_unary(
             _PUBLISHER + "Publish",

@@ -1,0 +1,47 @@
+"""The worker's raw-channel RPCs: errors come out as api_core exceptions, publish retries what may pass."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import pytest
+from google.api_core import exceptions as gexc
+
+from asyncinfer.client.pubsub import publisher_client, subscriber_client
+from asyncinfer.core.topology import QueueTopology
+from asyncinfer.worker.rpc import PUBLISH_BACKOFF_S, PublisherRpc, SubscriberRpc
+from tests.conftest import PROJECT
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the block ends: nothing listens there
+
+
+def test_publish_to_an_unreachable_broker_is_retried_then_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{_closed_port()}")
+    rpc = PublisherRpc(publisher_client(), f"projects/{PROJECT}/topics/nowhere")
+    started = time.monotonic()
+    with pytest.raises(gexc.ServiceUnavailable):
+        rpc.publish([(b"{}", {"status": "ok"})], timeout_s=5)
+    assert time.monotonic() - started >= sum(PUBLISH_BACKOFF_S) * 0.9  # it waited between attempts
+
+
+def test_pull_ack_and_publish_against_the_emulator(emulator_host: str, topology: QueueTopology) -> None:
+    subscriber = subscriber_client()
+    rpc = SubscriberRpc(subscriber, f"projects/{PROJECT}/subscriptions/{topology.requests_subscription}")
+    publisher = PublisherRpc(publisher_client(), f"projects/{PROJECT}/topics/{topology.requests_topic}")
+    ids = publisher.publish([(b"one", {"k": "1"}), (b"two", {"k": "2"})])
+    assert len(ids) == 2
+    got: list[Any] = []
+    deadline = time.monotonic() + 20
+    while len(got) < 2 and time.monotonic() < deadline:
+        got += rpc.pull(10, timeout_s=5)
+    assert sorted(m.message.data for m in got) == [b"one", b"two"]
+    assert {m.message.attributes["k"] for m in got} == {"1", "2"}
+    rpc.acknowledge([m.ack_id for m in got])
+    with pytest.raises(gexc.NotFound):
+        SubscriberRpc(subscriber, f"projects/{PROJECT}/subscriptions/no-such-subscription").pull(1, timeout_s=5)
