@@ -45,3 +45,55 @@ def test_pull_ack_and_publish_against_the_emulator(emulator_host: str, topology:
     rpc.acknowledge([m.ack_id for m in got])
     with pytest.raises(gexc.NotFound):
         SubscriberRpc(subscriber, f"projects/{PROJECT}/subscriptions/no-such-subscription").pull(1, timeout_s=5)
+
+
+def test_every_call_carries_the_routing_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the generated client does: Pub/Sub's gRPC front end may route on it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+    from google.protobuf import empty_pb2
+
+    from asyncinfer.worker import rpc as rpc_module
+
+    seen: dict[str, str] = {}
+
+    def recorder(name: str, response: Any) -> Any:
+        def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            seen[name] = dict(context.invocation_metadata()).get("x-goog-request-params", "")
+            return response
+        return handle
+
+    def unary(name: str, request_type: Any, response: Any) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
+            recorder(name, response), request_deserializer=request_type.FromString,
+            response_serializer=type(response).SerializeToString,
+        )
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((
+        grpc.method_handlers_generic_handler("google.pubsub.v1.Subscriber", {
+            "Pull": unary("pull", rpc_module.PULL_REQUEST, rpc_module.PULL_RESPONSE()),
+            "Acknowledge": unary("ack", rpc_module.ACK_REQUEST, empty_pb2.Empty()),
+            "ModifyAckDeadline": unary("modify", rpc_module.MODIFY_REQUEST, empty_pb2.Empty()),
+        }),
+        grpc.method_handlers_generic_handler("google.pubsub.v1.Publisher", {
+            "Publish": unary("publish", rpc_module.PUBLISH_REQUEST, rpc_module.PUBLISH_RESPONSE(message_ids=["1"])),
+        }),
+    ))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
+        subscription, topic = f"projects/{PROJECT}/subscriptions/s-1", f"projects/{PROJECT}/topics/t-1"
+        subscriber = SubscriberRpc(subscriber_client(), subscription)
+        assert subscriber.pull(5, timeout_s=5) == []
+        subscriber.acknowledge(["a"])
+        subscriber.modify_ack_deadline(["a"], 0)
+        assert PublisherRpc(publisher_client(), topic).publish([(b"x", {})]) == ["1"]
+    finally:
+        server.stop(grace=None)
+    assert seen == {
+        "pull": f"subscription={subscription}", "ack": f"subscription={subscription}",
+        "modify": f"subscription={subscription}", "publish": f"topic={topic}",
+    }

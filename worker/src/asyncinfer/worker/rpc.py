@@ -6,7 +6,8 @@ remapping and a logging interceptor. Measured against the emulator, per call: pu
 worker makes these calls all the time and needs none of the wrapping: it builds raw protobufs and
 decides on retries itself (a failed pull is retried by the pull loop, a failed publish nacks the batch
 for redelivery). The channel is the client's own, so credentials, endpoint and the emulator's message
-size limit are exactly what `asyncinfer.client.pubsub` set up.
+size limit are exactly what `asyncinfer.client.pubsub` set up, and every call carries the routing
+header (`x-goog-request-params: subscription=...` or `topic=...`) the generated client sends.
 
 Errors come out as google.api_core exceptions, as from the client, so callers catch the same types.
 """
@@ -21,6 +22,7 @@ from typing import Any
 import grpc
 import structlog
 from google.api_core import exceptions as gexc
+from google.api_core.gapic_v1 import routing_header
 from google.cloud import pubsub_v1
 from google.protobuf import empty_pb2
 from google.pubsub_v1.types import pubsub as pubsub_types
@@ -58,6 +60,7 @@ class SubscriberRpc:
     def __init__(self, client: pubsub_v1.SubscriberClient, subscription_path: str) -> None:
         channel: grpc.Channel = client.transport.grpc_channel
         self._subscription = subscription_path
+        self._metadata = (routing_header.to_grpc_metadata((("subscription", subscription_path),)),)
         self._pull: Callable[..., Any] = channel.unary_unary(
             _SUBSCRIBER + "Pull",
             request_serializer=PULL_REQUEST.SerializeToString,
@@ -78,19 +81,23 @@ class SubscriberRpc:
         """The received messages (raw protobufs: ack_id, message, delivery_attempt)."""
         with _as_api_errors():
             response = self._pull(
-                PULL_REQUEST(subscription=self._subscription, max_messages=max_messages), timeout=timeout_s
+                PULL_REQUEST(subscription=self._subscription, max_messages=max_messages), timeout=timeout_s,
+                metadata=self._metadata,
             )
         return list(response.received_messages)
 
     def acknowledge(self, ack_ids: list[str], timeout_s: float = 60) -> None:
         with _as_api_errors():
-            self._ack(ACK_REQUEST(subscription=self._subscription, ack_ids=ack_ids), timeout=timeout_s)
+            self._ack(
+                ACK_REQUEST(subscription=self._subscription, ack_ids=ack_ids), timeout=timeout_s,
+                metadata=self._metadata,
+            )
 
     def modify_ack_deadline(self, ack_ids: list[str], seconds: int, timeout_s: float = 60) -> None:
         with _as_api_errors():
             self._modify(
                 MODIFY_REQUEST(subscription=self._subscription, ack_ids=ack_ids, ack_deadline_seconds=seconds),
-                timeout=timeout_s,
+                timeout=timeout_s, metadata=self._metadata,
             )
 
 
@@ -100,6 +107,7 @@ class PublisherRpc:
     def __init__(self, client: pubsub_v1.PublisherClient, topic_path: str) -> None:
         channel: grpc.Channel = client.transport.grpc_channel
         self._topic = topic_path
+        self._metadata = (routing_header.to_grpc_metadata((("topic", topic_path),)),)
         self._publish: Callable[..., Any] = channel.unary_unary(
             _PUBLISHER + "Publish",
             request_serializer=PUBLISH_REQUEST.SerializeToString,
@@ -117,7 +125,7 @@ class PublisherRpc:
         for attempt, pause_s in enumerate((*PUBLISH_BACKOFF_S, None)):
             try:
                 with _as_api_errors():
-                    response = self._publish(request, timeout=timeout_s)
+                    response = self._publish(request, timeout=timeout_s, metadata=self._metadata)
                 return list(response.message_ids)
             except _RETRYABLE as exc:
                 if pause_s is None:
