@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from asyncinfer.client.client import AsyncInferClient
@@ -161,3 +162,19 @@ def test_sigterm_drains_every_lane_and_loses_nothing(start_lane_worker: Any, lan
     answers = lane_client.wait(ids, timeout_s=150)
     assert len(answers) == len(ids)
     assert all(a.ok for a in answers.values())
+
+
+def test_the_lane_worker_reads_requests_in_intake_processes(
+    start_lane_worker: Any, lane_client: AsyncInferClient
+) -> None:
+    """Every lane's pull responses are read (parsed, decoded) in the worker's intake process, off its
+    main interpreter, as the plain worker's are."""
+    worker = start_lane_worker(ASYNCINFER_INTAKE_PROCESSES="1")
+    ids = _submit(lane_client, "bulk-via-intake", [b"ok"] * 3, priority=0)
+    ids += _submit(lane_client, "interactive-via-intake", [b"ok"] * 3, priority=1)
+    answers = lane_client.wait(ids, timeout_s=60)
+    assert all(a.result is not None and a.result.ok for a in answers.values()) and len(answers) == 6
+    children = psutil.Process(worker.pid).children(recursive=True)
+    assert any("child_entry" in " ".join(c.cmdline()) for c in children), [c.cmdline() for c in children]
+    log = worker.log_path.read_text()
+    assert "intake failed" not in log

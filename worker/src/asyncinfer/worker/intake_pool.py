@@ -48,7 +48,8 @@ from asyncinfer.worker.loading import load_handler
 log = structlog.get_logger("asyncinfer.intake")
 
 #: Outcome kinds, the first field of each outcome tuple:
-#: (READY, request_id, submitted_at epoch seconds or None, index into the chunk's tensors)
+#: (READY, request_id, submitted_at epoch seconds or None, index into the chunk's tensors,
+#:  the body's priority or None when it gave none: the lane worker checks it against the lane)
 READY = 0
 #: (REJECTED, request_id or None, error code, message): can never succeed, answer with an error
 REJECTED = 1
@@ -94,7 +95,8 @@ def read_one(handler: ModelHandler, body: bytes, file_root: Path, max_inline_byt
     except Exception as exc:  # a decoder bug: answer it with the reason rather than lose the message
         return (FAILED, request.request_id, f"intake failed: {exc!r}"), None
     submitted = request.submitted_at.timestamp() if request.submitted_at is not None else None
-    return (READY, request.request_id, submitted, 0), tensor
+    priority = request.priority if "priority" in request.model_fields_set else None
+    return (READY, request.request_id, submitted, 0, priority), tensor
 
 
 def read_chunk(
@@ -108,7 +110,7 @@ def read_chunk(
         except Exception as exc:  # never let one body fail its chunk-mates
             outcome, tensor = (FAILED, None, f"intake failed: {exc!r}"), None
         if tensor is not None:
-            outcome = (READY, outcome[1], outcome[2], len(tensors))
+            outcome = (READY, outcome[1], outcome[2], len(tensors), outcome[4])
             tensors.append(tensor)
         outcomes.append(outcome)
     return outcomes, tensors
@@ -295,6 +297,28 @@ class IntakePool:
         for child in self._children:
             child.spawn()  # all start at once: each imports the handler's module (torch) in parallel
 
+    def serve_while_starting(self, timeout_s: float = 120.0) -> None:
+        """Take chunks at once: they are read in threads of this interpreter until an intake process is
+        ready, then in the processes. Each process imports the handler's module (torch) and builds the
+        handler, which takes seconds on a busy machine; the worker need not wait for that to answer.
+        A process that cannot start is logged and intake stays in threads."""
+        if self.processes == 0:
+            self.wait_ready(timeout_s)
+            return
+        self.launch()
+        if self._handler is None:
+            self._handler = load_handler(self.handler_spec)
+        self._executor = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="intake")
+        threading.Thread(target=self._await_children, args=(timeout_s,), name="intake-start", daemon=True).start()
+
+    def _await_children(self, timeout_s: float) -> None:
+        for child in self._children:
+            try:
+                child.wait_ready(timeout_s)
+                log.info("intake process ready", index=child.index)
+            except Exception:
+                log.exception("intake process could not start; reading in threads instead", index=child.index)
+
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Wait until every intake process has built its handler (raises with its error if one could not)."""
         if self.processes == 0:
@@ -317,6 +341,12 @@ class IntakePool:
         none of its bodies was read and all must be handed back). Called on an intake thread."""
         with self._lock:
             self._in_flight += 1
+        ready = [c for c in self._children if c.reader is not None]
+        if ready:
+            # The least busy process; ties go to the lowest index, which keeps an idle worker's single
+            # requests on one warm process.
+            min(ready, key=lambda c: len(c.outstanding)).send(next(self._ids), bodies, on_done)
+            return
         if self._executor is not None:
             handler = self._handler
             assert handler is not None
@@ -331,10 +361,9 @@ class IntakePool:
 
             self._executor.submit(read)
             return
-        # The least busy process; ties go to the lowest index, which keeps an idle worker's single
-        # requests on one warm process.
-        child = min(self._children, key=lambda c: len(c.outstanding))
-        child.send(next(self._ids), bodies, on_done)
+        # Processes started but none ready yet, and no threads to read in (`start` was not called):
+        # queue on the first one, which reads it once it is up.
+        self._children[0].send(next(self._ids), bodies, on_done)
 
     def deliver(self, on_done: OnDone, result: ReadChunk | BaseException) -> None:
         try:

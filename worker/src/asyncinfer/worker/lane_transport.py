@@ -33,15 +33,32 @@ class LaneTransports:
         with self._lock:
             return self._lane_of.pop(delivery.ack_id)
 
-    def start(self, on_delivery: Callable[[Delivery], None]) -> None:
+    def start(
+        self, on_delivery: Callable[[Delivery], None], on_pull: Callable[[list[Delivery]], None] | None = None
+    ) -> None:
+        """As PubSubTransport.start, for every lane; each delivery's lane is noted first (`take_lane`)."""
         for name, transport in self._transports.items():
-            transport.start(self._tagging(self.lanes.get(name), on_delivery))
+            lane = self.lanes.get(name)
+            transport.start(
+                self._tagging(lane, on_delivery), None if on_pull is None else self._tagging_pull(lane, on_pull)
+            )
 
     def _tagging(self, lane: Lane, on_delivery: Callable[[Delivery], None]) -> Callable[[Delivery], None]:
         def tagged(delivery: Delivery) -> None:
             with self._lock:
                 self._lane_of[delivery.ack_id] = lane
             on_delivery(delivery)
+
+        return tagged
+
+    def _tagging_pull(
+        self, lane: Lane, on_pull: Callable[[list[Delivery]], None]
+    ) -> Callable[[list[Delivery]], None]:
+        def tagged(deliveries: list[Delivery]) -> None:
+            with self._lock:
+                for delivery in deliveries:
+                    self._lane_of[delivery.ack_id] = lane
+            on_pull(deliveries)
 
         return tagged
 

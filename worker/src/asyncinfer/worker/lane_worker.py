@@ -1,7 +1,8 @@
 """The worker with priority lanes: every lane's subscription pulled, batches chosen by lane.
 
 Everything the runtime guarantees stays as it is (nothing acked before its result is published,
-SIGTERM drain, bad-item isolation, the lease bound); two things change:
+SIGTERM drain, bad-item isolation, the lease bound), and intake runs in the same intake processes
+(each lane's pull responses are read as chunks there); two things change:
 - held items wait in a LaneBatcher instead of a FIFO queue, so a batch is chosen in core.lanes
   order (priority first, age boost) and may mix lanes; what is held stays bounded, because every
   lane's transport has its own flow control;
@@ -19,6 +20,7 @@ import pydantic_core
 from asyncinfer.core.lanes import LANE_ATTRIBUTE, Lane, Waiting
 from asyncinfer.core.worker_settings import WorkerSettings
 from asyncinfer.worker.handler import ModelHandler
+from asyncinfer.worker.intake_pool import READY, Outcome, ReadChunk
 from asyncinfer.worker.lane_batcher import LaneBatcher
 from asyncinfer.worker.lane_transport import LaneTransports
 from asyncinfer.worker.runtime import HeldItem, Worker
@@ -36,6 +38,10 @@ class _LaneIntake:
         self._worker._held_lanes[ack_id] = self._worker._arriving[ack_id]
         self._worker._lane_batcher.put(item)
 
+    def put_many(self, items: list[HeldItem]) -> None:
+        for item in items:
+            self.put(item)
+
 
 class LaneWorker(Worker):
     def __init__(self, settings: WorkerSettings, handler: ModelHandler, transport: LaneTransports) -> None:
@@ -50,6 +56,8 @@ class LaneWorker(Worker):
         )
         self._batcher = self._lane_batcher  # type: ignore[assignment]
         self._ready = _LaneIntake(self)  # type: ignore[assignment]
+        # Every lane's pull responses go to the intake processes, as the plain worker's do.
+        self._pooled = True
 
     def _waiting(self, item: HeldItem) -> Waiting:
         lane = self._held_lanes[item.delivery.ack_id]
@@ -62,6 +70,38 @@ class LaneWorker(Worker):
             published = time.time() - (time.monotonic() - item.received_at)
         return Waiting(lane.priority, lane.latency_goal_s, published)
 
+    def _on_pull(self, deliveries: list[Delivery]) -> None:
+        lanes = [self.lane_transports.take_lane(d) for d in deliveries]
+        if not self._stopping.is_set():  # else the runtime hands them all back at once
+            for delivery, lane in zip(deliveries, lanes, strict=True):
+                self._arriving[delivery.ack_id] = lane
+        super()._on_pull(deliveries)
+
+    def _on_chunk(self, deliveries: list[Delivery], chunk: ReadChunk | BaseException) -> None:
+        """A chunk read by intake: what does not belong to its lane gets an error result, the rest
+        goes on as in the plain worker."""
+        try:
+            if isinstance(chunk, BaseException):
+                super()._on_chunk(deliveries, chunk)
+                return
+            kept: list[Delivery] = []
+            kept_outcomes: list[Outcome] = []
+            for delivery, outcome in zip(deliveries, chunk.outcomes, strict=True):
+                priority = outcome[4] if outcome[0] == READY else None
+                problem = self._lane_problem(delivery.attributes, priority, self._arriving[delivery.ack_id])
+                if problem is None:
+                    kept.append(delivery)
+                    kept_outcomes.append(outcome)
+                else:
+                    request_id = outcome[1] if isinstance(outcome[1], str) else None
+                    self._answer_error(delivery, request_id, *problem)
+            if kept:
+                # The outcomes keep their indices into the chunk's tensors.
+                super()._on_chunk(kept, ReadChunk(kept_outcomes, chunk.tensors))
+        finally:
+            for delivery in deliveries:
+                self._arriving.pop(delivery.ack_id, None)
+
     def _on_delivery(self, delivery: Delivery) -> None:
         self._arriving[delivery.ack_id] = self.lane_transports.take_lane(delivery)
         try:
@@ -70,7 +110,10 @@ class LaneWorker(Worker):
             self._arriving.pop(delivery.ack_id, None)
 
     def _intake(self, delivery: Delivery) -> None:
-        problem = self._lane_problem(delivery, self._arriving[delivery.ack_id])
+        priority = _body(delivery.data).get("priority")
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            priority = None
+        problem = self._lane_problem(delivery.attributes, priority, self._arriving[delivery.ack_id])
         if problem is not None:
             code, message = problem
             request_id = _body(delivery.data).get("request_id")
@@ -78,20 +121,19 @@ class LaneWorker(Worker):
             return
         super()._intake(delivery)
 
-    def _lane_problem(self, delivery: Delivery, lane: Lane) -> tuple[str, str] | None:
+    def _lane_problem(self, attributes: dict[str, str], priority: int | None, lane: Lane) -> tuple[str, str] | None:
         """Why this message does not belong to the lane whose subscription delivered it, or None.
 
         Its `lane` attribute, and the `priority` in its body when it has one, must name this lane:
         a message published to another lane's topic would get that lane's priority and goal."""
         lanes = self.lane_transports.lanes
-        claimed = delivery.attributes.get(LANE_ATTRIBUTE)
+        claimed = attributes.get(LANE_ATTRIBUTE)
         if claimed is not None and claimed != lane.name:
             return "wrong_lane", (
                 f"the message says lane {claimed!r} but came from lane {lane.name!r}'s subscription; publish it "
                 f"to its lane's topic (the lanes are {lanes.describe()})."
             )
-        priority = _body(delivery.data).get("priority")
-        if isinstance(priority, int) and not isinstance(priority, bool) and priority != lane.priority:
+        if priority is not None and priority != lane.priority:
             named = next((x for x in lanes.lanes if x.priority == priority), None)
             if named is None:
                 return "unknown_priority", f"no lane has priority {priority}; the lanes are {lanes.describe()}."

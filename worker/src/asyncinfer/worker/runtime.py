@@ -176,13 +176,9 @@ class Worker:
             self._stopping.wait(self.settings.load_failure_exit_s)
             return 1
         if self._pooled:
-            try:
-                self._intake_pool.wait_ready()
-            except Exception as exc:
-                self.load_error = f"intake could not start: {exc!r}"
-                log.exception("intake failed to start")
-                self._stopping.wait(self.settings.load_failure_exit_s)
-                return 1
+            # Intake reads in threads here until its processes have imported the handler: the first
+            # answers need not wait for them.
+            self._intake_pool.serve_while_starting()
         self._answer_thread.start()
         self._cost.start(self._stopping)
         if self._pooled:
