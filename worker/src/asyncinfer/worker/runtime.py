@@ -16,8 +16,9 @@ Per-request work in this interpreter is kept to what must be here: no per-messag
 no per-message lock round trips (leases, acks, counters and the result cache are touched once per
 chunk or batch), results built without re-validating what the worker itself produced.
 
-Transports that only deliver one message at a time (the priority lanes' LaneTransports) get the
-per-delivery path: `_on_delivery` -> `_intake` on the transport's intake threads, as before.
+Until the intake processes have imported the handler, chunks are read in threads of this interpreter,
+so the worker answers as soon as its model is loaded. Transports that only deliver one message at a
+time get the per-delivery path: `_on_delivery` -> `_intake` on the transport's intake threads.
 
 Shutdown (SIGTERM from a preemption or a scale-in): stop pulling, finish what is held while the drain
 bound allows and nack the rest, wait for results in flight, send the last acks, log the counts.
@@ -112,8 +113,8 @@ class Worker:
         self._counts_lock = threading.Lock()
         self.model_loaded = False
         self.load_error: str | None = None
-        # A plain PubSubTransport hands over whole pull responses, read in the intake pool; other
-        # transports (priority lanes) deliver message by message to _on_delivery.
+        # A PubSubTransport hands over whole pull responses, read in the intake pool (the lane worker
+        # sets this too); other transports deliver message by message to _on_delivery.
         self._pooled = isinstance(transport, PubSubTransport)
         self._intake_pool = IntakePool(
             settings.handler,
