@@ -518,6 +518,16 @@ class Bench:
         if not sink.wait_for(ids, self.config.worker_timeout_s):
             worker.stop()
             raise BenchError(f"the worker did not answer its warm-up requests:\n{worker.log_tail()}")
+        # The worker answers before its intake processes are up (intake reads in threads meanwhile):
+        # measure only once they are. A worker from before that change (--worker-path) held its start
+        # until intake was up and never logs "intake ready".
+        if self.config.worker_path is None:
+            deadline = time.monotonic() + self.config.worker_timeout_s
+            while worker.log_event_s("intake ready") is None:
+                if time.monotonic() > deadline or worker.process.poll() is not None:
+                    worker.stop()
+                    raise BenchError(f"the worker's intake did not get ready:\n{worker.log_tail()}")
+                time.sleep(0.05)
         return worker
 
     def _emulator_pids(self) -> list[int]:
