@@ -33,23 +33,12 @@ class LaneTransports:
         with self._lock:
             return self._lane_of.pop(delivery.ack_id)
 
-    def start(
-        self, on_delivery: Callable[[Delivery], None], on_pull: Callable[[list[Delivery]], None] | None = None
-    ) -> None:
-        """As PubSubTransport.start, for every lane; each delivery's lane is noted first (`take_lane`)."""
+    def start(self, on_delivery: Callable[[Delivery], None], on_pull: Callable[[list[Delivery]], None]) -> None:
+        """As PubSubTransport.start with `on_pull`, for every lane: each pull response goes to `on_pull`
+        whole, its deliveries' lane noted first (`take_lane`). `on_delivery` is never called (the lane
+        worker reads every lane's pulls in its intake pool); it is here for the runtime's interface."""
         for name, transport in self._transports.items():
-            lane = self.lanes.get(name)
-            transport.start(
-                self._tagging(lane, on_delivery), None if on_pull is None else self._tagging_pull(lane, on_pull)
-            )
-
-    def _tagging(self, lane: Lane, on_delivery: Callable[[Delivery], None]) -> Callable[[Delivery], None]:
-        def tagged(delivery: Delivery) -> None:
-            with self._lock:
-                self._lane_of[delivery.ack_id] = lane
-            on_delivery(delivery)
-
-        return tagged
+            transport.start(on_delivery, self._tagging_pull(self.lanes.get(name), on_pull))
 
     def _tagging_pull(
         self, lane: Lane, on_pull: Callable[[list[Delivery]], None]

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import time
 
-import pydantic_core
-
 from asyncinfer.core.lanes import LANE_ATTRIBUTE, Lane, Waiting
 from asyncinfer.core.worker_settings import WorkerSettings
 from asyncinfer.worker.handler import ModelHandler
@@ -102,25 +100,6 @@ class LaneWorker(Worker):
             for delivery in deliveries:
                 self._arriving.pop(delivery.ack_id, None)
 
-    def _on_delivery(self, delivery: Delivery) -> None:
-        self._arriving[delivery.ack_id] = self.lane_transports.take_lane(delivery)
-        try:
-            super()._on_delivery(delivery)
-        finally:
-            self._arriving.pop(delivery.ack_id, None)
-
-    def _intake(self, delivery: Delivery) -> None:
-        priority = _body(delivery.data).get("priority")
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            priority = None
-        problem = self._lane_problem(delivery.attributes, priority, self._arriving[delivery.ack_id])
-        if problem is not None:
-            code, message = problem
-            request_id = _body(delivery.data).get("request_id")
-            self._answer_error(delivery, request_id if isinstance(request_id, str) else None, code, message)
-            return
-        super()._intake(delivery)
-
     def _lane_problem(self, attributes: dict[str, str], priority: int | None, lane: Lane) -> tuple[str, str] | None:
         """Why this message does not belong to the lane whose subscription delivered it, or None.
 
@@ -149,13 +128,3 @@ class LaneWorker(Worker):
         finally:
             for item in batch:
                 self._held_lanes.pop(item.delivery.ack_id, None)
-
-
-def _body(data: bytes) -> dict[str, object]:
-    """The request body's top-level fields when it is a JSON object, else nothing (intake then
-    answers what is wrong with it)."""
-    try:
-        body = pydantic_core.from_json(data)
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
