@@ -17,12 +17,14 @@ from typing import Any
 
 import structlog
 from google.api_core import exceptions as gexc
+from google.pubsub_v1.types import PullResponse
 
 from asyncinfer.client.pubsub import subscriber_client
 
 log = structlog.get_logger("asyncinfer.tap")
 
-#: A received Pub/Sub message: `.data`, `.attributes`, `.message_id`.
+#: A received Pub/Sub message, the raw protobuf: `.data` (bytes), `.attributes` (a str -> str map),
+#: `.message_id`, `.publish_time` (a protobuf Timestamp).
 PubsubMessage = Any
 
 
@@ -95,7 +97,10 @@ class SubscriptionTap:
                             failures_in_a_row=failures_in_a_row)
                 self._stop.wait(min(5.0, 0.05 * 2 ** min(failures_in_a_row, 7)))
                 continue
-            received = list(response.received_messages)
+            # The raw protobuf under the client's proto-plus wrapper (no copy): reading a message's
+            # fields through proto-plus costs microseconds per field, per message, and watchers read
+            # every message they are shown.
+            received = list(PullResponse.pb(response).received_messages)
             if not received:
                 continue
             arrived = time.monotonic()

@@ -61,9 +61,15 @@ class WorkerSettings(BaseSettings):
     #: Processes that read and decode requests off the worker's interpreter, so decode scales with
     #: vCPUs; -1 picks one per core beyond the first (1 to 4), 0 reads in threads of the worker itself.
     intake_processes: int = Field(-1, ge=-1, le=64)
-    #: Messages held at most, in batches: 3 = one in the model, one being answered (its publish and
-    #: acks), one being pulled and read; with 2 the model waits for the pull behind each publish.
-    flow_control_batches: int = Field(3, ge=1, le=16)
+    #: How much lower the intake processes' CPU priority is than the worker's (Unix nice, 0-19): on
+    #: busy cores the thread that feeds the model runs first and decode, which has a batch or two of
+    #: slack in the ready queue, waits a moment. 0: the same priority.
+    intake_niceness: int = Field(10, ge=0, le=19)
+    #: Messages held at most, in batches: one in the model, one being answered (held until its
+    #: publish is done), and three to cover the refill behind it (the publish, the next pull, intake
+    #: reading it). With 3 the model waited for a batch after ~10 % of its batches under a full queue
+    #: (the refill took longer than one batch in the model); docs/PERFORMANCE.md has the measurement.
+    flow_control_batches: int = Field(5, ge=1, le=16)
     #: The gRPC message size limit of the worker's Pub/Sub channels under the emulator; -1 (default)
     #: is none, as on the real service. A smaller value reproduces a message the worker cannot receive.
     pubsub_max_message_bytes: int = Field(-1, ge=-1)

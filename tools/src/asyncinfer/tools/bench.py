@@ -146,6 +146,10 @@ class BenchConfig:
     #: The GPU stand-in: a fixed time per batch of `standin_batch_size` (0 ms skips it).
     standin_batch_ms: float = 10.0
     standin_batch_size: int = 32
+    #: Requests per stand-in round: enough that the one-off fill of an empty pipeline (the first
+    #: publish, pull and batch, ~0.1-0.2 s here) is a few per cent of a round, not a quarter of it
+    #: as in a 2,000-request round (0.6 s at 3,200/s); it still counts.
+    standin_count: int = 20_000
     #: Requests per decode-scaling pass (0 skips it).
     decode_requests: int = 2000
     #: "cpu" or "cuda": the same device for the bare loop and the worker.
@@ -182,6 +186,24 @@ class SizeResult:
     worker_cpu_outside_model_us: float = 0.0
     worker_cpu_outside_model_rounds: list[float] = field(default_factory=list)
     noop_cpu_us_per_request: dict[str, float] = field(default_factory=dict)
+    #: The model's busy share in each pipeline round: the sum of the batches' inference time (each
+    #: result's cost.inference_share_ms, summed) over the round's wall time. Under a full queue,
+    #: 1 - busy share is the time the model waited for the worker's CPU path.
+    model_busy_rounds: list[float] = field(default_factory=list)
+    model_busy_share: float | None = None
+
+
+@dataclass(frozen=True)
+class PipelineRound:
+    per_s: float
+    errors: int
+    cpu: dict[str, float]
+    model_busy_share: float
+
+
+def _inference_share_ms(body: bytes) -> float:
+    cost = json.loads(body).get("cost") or {}
+    return float(cost.get("inference_share_ms") or 0.0)
 
 
 # --- measurement helpers --------------------------------------------------------------------------
@@ -349,6 +371,10 @@ class ResultSink:
     def __init__(self, project: str, topic: str) -> None:
         self._cond = threading.Condition()
         self.arrived: dict[str, Arrival] = {}
+        # The ids a `wait_for` still waits on: each arrival strikes its id off once, instead of the
+        # waiter re-checking every id of a 20,000-request round at each pull response (that scan cost
+        # the bench more CPU than reading the results).
+        self._pending: set[str] = set()
         self._tap = SubscriptionTap.on_topic(project, topic, "bench", self._on_results).start()
 
     def _on_results(self, messages: list[PubsubMessage], _: float) -> None:
@@ -362,17 +388,25 @@ class ResultSink:
                 worker_ms = attributes.get("worker_ms")
                 self.arrived[request_id] = Arrival(now, message.data, attributes.get("status", ""),
                                                    float(worker_ms) if worker_ms else None)
-            self._cond.notify_all()
+                self._pending.discard(request_id)
+            if not self._pending:
+                self._cond.notify_all()
 
     def wait_for(self, request_ids: list[str], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
+        """Whether every one of `request_ids` has a result within `timeout_s` (one waiter at a time)."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: all(r in self.arrived for r in request_ids), timeout=max(0.0, deadline - time.monotonic())
-            )
+            self._pending = {r for r in request_ids if r not in self.arrived}
+            try:
+                return self._cond.wait_for(lambda: not self._pending, timeout=timeout_s)
+            finally:
+                self._pending = set()
 
     def close(self) -> None:
         self._tap.close()
+
+
+#: Messages per raw publish call of the load generator.
+BULK_PUBLISH_MESSAGES = 1000
 
 
 class Publisher:
@@ -390,9 +424,31 @@ class Publisher:
         )
         self._client = publisher_client(batch_settings=settings)
         self._topic = self._client.topic_path(project, topic)
+        self._rpc: Any = None
 
     def publish(self, data: bytes, **attributes: str) -> Any:
         return self._client.publish(self._topic, data, **attributes)
+
+    def publish_all(self, bodies: list[bytes]) -> None:
+        """Publish `bodies` in a few large raw publish calls and return once Pub/Sub has them all.
+
+        The load generator shares the cores with the worker it measures: the client library's
+        publish costs tens of microseconds per message (a future each, its batching thread), the
+        raw call (the worker's own, `asyncinfer.worker.rpc`) a few."""
+        from asyncinfer.worker.rpc import PublisherRpc
+
+        if self._rpc is None:
+            self._rpc = PublisherRpc(self._client, self._topic)
+        start = 0
+        while start < len(bodies):
+            end, size = start, 0
+            # Under the emulator's 4 MiB limit per request (its gRPC server's default).
+            while end < len(bodies) and end - start < BULK_PUBLISH_MESSAGES and size + len(bodies[end]) < 3_000_000:
+                size += len(bodies[end])
+                end += 1
+            end = max(end, start + 1)
+            self._rpc.publish([(body, {}) for body in bodies[start:end]], timeout_s=60)
+            start = end
 
     def close(self) -> None:
         self._client.stop()
@@ -505,9 +561,7 @@ class Bench:
         return ids, bodies
 
     def _send(self, publisher: Publisher, bodies: list[bytes]) -> None:
-        futures = [publisher.publish(body) for body in bodies]
-        for future in futures:
-            future.result(timeout=60)
+        publisher.publish_all(bodies)
 
     def _start_worker(self, topology: Any, handler: str, model: str, batch_size: int, pngs: list[bytes],
                       publisher: Publisher, sink: ResultSink, max_wait_ms: float | None = None) -> WorkerProcess:
@@ -535,9 +589,10 @@ class Bench:
         return process_group(process.pid) if process is not None else []
 
     def _pipeline_round(self, model: str, pngs: list[bytes], publisher: Publisher, sink: ResultSink,
-                        worker: WorkerProcess) -> tuple[float, int, dict[str, float]]:
-        """Throughput, error results, and CPU microseconds per request spent by each process."""
-        ids, bodies = self._bodies(model, pngs, self.config.count, "load")
+                        worker: WorkerProcess, count: int | None = None) -> PipelineRound:
+        """Throughput, error results, CPU microseconds per request spent by each process, and the
+        model's busy share."""
+        ids, bodies = self._bodies(model, pngs, count or self.config.count, "load")
         emulator_pids = self._emulator_pids()
         worker_pids = process_tree(worker.process.pid)
         cpu_before = (cpu_seconds(worker_pids), cpu_seconds(emulator_pids), cpu_seconds([os.getpid()]))
@@ -557,7 +612,11 @@ class Bench:
             cpu.pop("emulator")
         # From the first publish to the last result: the whole drain of the backlog, its first
         # pull and first batch included.
-        return len(ids) / (last - published_at), errors, cpu
+        wall_s = last - published_at
+        # Parsed after the round, off the timed path: every ok result carries its share of its
+        # batch's model call, so the shares sum to the time the model was busy.
+        busy_ms = sum(_inference_share_ms(sink.arrived[r].data) for r in ids)
+        return PipelineRound(len(ids) / wall_s, errors, cpu, round(busy_ms / 1000 / wall_s, 3))
 
     # --- the parts of the run ---
 
@@ -649,17 +708,18 @@ class Bench:
     def _measure_standin(self, pngs: list[bytes]) -> dict[str, Any]:
         cfg = self.config
         size = cfg.standin_batch_size
-        self.progress(f"GPU stand-in: {cfg.standin_batch_ms:g} ms per batch of {size}, {cfg.rounds} rounds")
+        self.progress(f"GPU stand-in: {cfg.standin_batch_ms:g} ms per batch of {size}, "
+                      f"{cfg.rounds} rounds of {cfg.standin_count}")
         stand_in = StandInHandler(cfg.standin_batch_ms / 1000)
         batches = [torch.stack([stand_in.decode(png) for png in pngs[:size]])]
-        result = self._alternate(STANDIN_HANDLER, STANDIN_MODEL, stand_in, batches, pngs, size)
+        result = self._alternate(STANDIN_HANDLER, STANDIN_MODEL, stand_in, batches, pngs, size, cfg.standin_count)
         row = asdict(result)
         row["batch_ms"] = cfg.standin_batch_ms
         row["nominal_per_s"] = round(size / (cfg.standin_batch_ms / 1000), 1)
         return row
 
     def _alternate(self, handler_spec: str, model: str, handler: Any, batches: list[torch.Tensor],
-                   pngs: list[bytes], size: int) -> SizeResult:
+                   pngs: list[bytes], size: int, count: int | None = None) -> SizeResult:
         """Bare and pipeline rounds, alternating so both see the same background load."""
         cfg = self.config
         bare_round(handler, batches, 4 * size)  # warm-up: first calls allocate and pick kernels
@@ -672,15 +732,16 @@ class Bench:
         model_cpu: list[float] = []
         try:
             for _ in range(cfg.rounds):
-                bare_per_s, bare_cpu_us = bare_round(handler, batches, cfg.count)
+                bare_per_s, bare_cpu_us = bare_round(handler, batches, count or cfg.count)
                 result.bare_rounds.append(round(bare_per_s, 1))
                 model_cpu.append(bare_cpu_us)
-                per_s, errors, cpu = self._pipeline_round(model, pngs, publisher, sink, worker)
-                result.pipeline_rounds.append(round(per_s, 1))
-                result.ratio_rounds.append(round(per_s / bare_per_s, 3))
-                result.errors += errors
-                result.cpu_rounds.append(cpu)
-                result.worker_cpu_outside_model_rounds.append(round(cpu["worker"] - bare_cpu_us, 1))
+                run = self._pipeline_round(model, pngs, publisher, sink, worker, count)
+                result.pipeline_rounds.append(round(run.per_s, 1))
+                result.ratio_rounds.append(round(run.per_s / bare_per_s, 3))
+                result.errors += run.errors
+                result.cpu_rounds.append(run.cpu)
+                result.model_busy_rounds.append(run.model_busy_share)
+                result.worker_cpu_outside_model_rounds.append(round(run.cpu["worker"] - bare_cpu_us, 1))
         finally:
             worker.stop()
             publisher.close()
@@ -691,6 +752,7 @@ class Bench:
         result.cpu_us_per_request = _median_dict(result.cpu_rounds)
         result.model_cpu_us_per_request = round(median(model_cpu), 1)
         result.worker_cpu_outside_model_us = round(median(result.worker_cpu_outside_model_rounds), 1)
+        result.model_busy_share = round(median(result.model_busy_rounds), 3)
         return result
 
     def _measure_noop(self, result: SizeResult, pngs: list[bytes]) -> None:
@@ -705,7 +767,8 @@ class Bench:
         cpu_rounds: list[dict[str, float]] = []
         try:
             for _ in range(cfg.rounds):
-                per_s, _, cpu = self._pipeline_round(NOOP_MODEL, pngs, publisher, sink, worker)
+                run = self._pipeline_round(NOOP_MODEL, pngs, publisher, sink, worker)
+                per_s, cpu = run.per_s, run.cpu
                 result.noop_rounds.append(round(per_s, 1))
                 cpu_rounds.append(cpu)
         finally:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing.connection
+import os
 import signal
 import socket
 import subprocess
@@ -159,12 +160,15 @@ def _child_main(conn: multiprocessing.connection.Connection, handler_spec: str, 
 
 
 def child_entry() -> None:
-    """An intake process's entry point: `python -c "...child_entry()" FD SPEC ROOT MAX SYS_PATH`.
+    """An intake process's entry point: `python -c "...child_entry()" FD SPEC ROOT MAX SYS_PATH NICE`.
 
     Started as a plain interpreter rather than through multiprocessing's spawn, which would re-run
     the parent's __main__ module (the worker, the CLI, pytest) in every intake process."""
-    fd, handler_spec, file_root, max_inline_bytes, sys_path = sys.argv[1:6]
+    fd, handler_spec, file_root, max_inline_bytes, sys_path, niceness = sys.argv[1:7]
     sys.path[:] = json.loads(sys_path)  # the worker's own import path: its handler must import here
+    # Below the worker's priority: when the cores are busy, the thread that feeds the model runs
+    # first and decode waits a moment (it has a chunk or two of slack in the ready queue).
+    os.nice(int(niceness))
     _child_main(multiprocessing.connection.Connection(int(fd)), handler_spec, file_root, int(max_inline_bytes))
 
 
@@ -190,7 +194,7 @@ class _Child:
         command = [
             sys.executable, "-c", "from asyncinfer.worker.intake_pool import child_entry; child_entry()",
             str(child_sock.fileno()), pool.handler_spec, str(pool.file_root), str(pool.max_inline_bytes),
-            json.dumps(sys.path),
+            json.dumps(sys.path), str(pool.niceness),
         ]
         # stdout/stderr inherited: a handler's import-time output lands in the worker's log.
         self.process = subprocess.Popen(command, pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL)
@@ -270,8 +274,11 @@ class IntakePool:
         file_root: Path,
         max_inline_bytes: int,
         handler: ModelHandler | None = None,
+        niceness: int = 0,
     ) -> None:
         self.handler_spec = handler_spec
+        #: How much lower the intake processes' CPU priority is than this process's (Unix nice).
+        self.niceness = niceness
         self.processes = processes
         self.file_root = file_root
         self.max_inline_bytes = max_inline_bytes

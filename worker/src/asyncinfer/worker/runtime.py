@@ -123,6 +123,7 @@ class Worker:
             file_root=settings.file_root,
             max_inline_bytes=settings.max_inline_bytes,
             handler=handler,
+            niceness=settings.intake_niceness,
         )
         self._ready: ReadyQueue[HeldItem] = ReadyQueue()
         self._finished: queue.Queue[FinishedBatch] = queue.Queue()

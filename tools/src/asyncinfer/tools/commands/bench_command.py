@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--standin-ms", type=float, default=10.0,
                         help="GPU stand-in: fixed ms per batch (default 10; 0 skips it)")
     parser.add_argument("--standin-batch", type=int, default=32, help="GPU stand-in batch size (default 32)")
+    parser.add_argument("--standin-count", type=int, default=20_000,
+                        help="requests per GPU stand-in round (default 20000, ~6 s of the stand-in's time)")
     parser.add_argument("--decode-requests", type=int, default=2000,
                         help="requests per decode-scaling pass (default 2000; 0 skips it)")
     parser.add_argument("--worker-path", default=None, metavar="DIR",
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         noop=not args.no_noop,
         standin_batch_ms=args.standin_ms,
         standin_batch_size=args.standin_batch,
+        standin_count=args.standin_count,
         decode_requests=args.decode_requests,
         device=args.device,
         worker_path=args.worker_path,
@@ -108,9 +111,12 @@ def _spread(rounds: list[float], digits: int = 1) -> str:
 def print_report(console: Console, report: dict[str, Any]) -> None:
     table = Table(title=f"throughput, requests/s (device {report['device']}, torch threads "
                         f"{report['torch_threads']}, {report['cpu_count']} CPU cores, medians of "
-                        f"{report['config']['rounds']} rounds x {report['config']['count']}; min-max)")
+                        f"{report['config']['rounds']} rounds x {report['config']['count']} "
+                        f"({report['config']['standin_count']} for the stand-in); min-max; "
+                        "model busy: its share of the pipeline round)")
     for column in ("model", "batch", "bare model", "worker e2e", "ratio", "ratio min-max", "no-op worker e2e",
-                   "CPU us/req worker", "of which model", "worker outside model", "emulator", "bench"):
+                   "model busy", "CPU us/req worker", "of which model", "worker outside model", "emulator",
+                   "bench"):
         table.add_column(column, justify="right")
     rows = list(report["sizes"]) + ([report["standin"]] if report.get("standin") else [])
     for size in rows:
@@ -118,6 +124,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         table.add_row(
             size["model"], str(size["batch_size"]), _fmt(size["bare_per_s"]), _fmt(size["pipeline_per_s"]),
             _fmt(size["ratio"], 3), _spread(size["ratio_rounds"], 3), _fmt(size["noop_pipeline_per_s"]),
+            _fmt(size.get("model_busy_share"), 3),
             _fmt(cpu.get("worker"), 0), _fmt(size["model_cpu_us_per_request"], 0),
             _fmt(size["worker_cpu_outside_model_us"], 0), _fmt(cpu.get("emulator"), 0), _fmt(cpu.get("bench"), 0),
         )
