@@ -246,3 +246,104 @@ def test_predict_refuses_input_that_is_not_decodes_pixels(handler: SymbolHandler
     # Already-normalised floats would be normalised a second time and every answer would be wrong.
     with pytest.raises(TypeError, match="uint8"):
         handler.predict(torch.zeros(2, 1, 64, 64))
+
+
+# --- the libspng fast path (drawing_symbols.fastpng) ----------------------------------------------
+
+
+def _with_chunk(png: bytes, kind: bytes, data: bytes) -> bytes:
+    """`png` with one more chunk right after IHDR (with a correct CRC)."""
+    chunk = struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return png[:33] + chunk + png[33:]
+
+
+def _exif_rotated(image: Image.Image) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def _fast_path_inputs() -> list[pytest.param]:
+    rng = np.random.default_rng(TEST_SEED + 2)
+    symbol = render_symbol("flatness", rng, size=64)
+    big = render_symbol("position", rng, size=200)
+    wide = Image.new("L", (90, 64), 250)
+    wide.paste(symbol, (13, 0))
+    interlaced = io.BytesIO()
+    symbol.save(interlaced, format="PNG", interlace=1)
+    return [
+        pytest.param(_png(symbol), id="64px, the trained size"),
+        pytest.param(_png(big), id="200px, shrunk"),
+        pytest.param(_png(wide), id="non-square, padded"),
+        pytest.param(interlaced.getvalue(), id="interlaced"),
+        pytest.param(_with_chunk(_png(symbol), b"pHYs", struct.pack(">IIB", 3780, 3780, 1)), id="with pHYs"),
+    ]
+
+
+@pytest.mark.parametrize("png", _fast_path_inputs())
+def test_fast_png_path_gives_pillows_pixels(handler: SymbolHandler, png: bytes) -> None:
+    from drawing_symbols.fastpng import plain_gray8_size
+
+    assert plain_gray8_size(png) is not None  # the fast path is what is under test here
+    fast, pillow = handler.decode(png), handler.decode_with_pillow(png)
+    assert fast.dtype == pillow.dtype == torch.uint8
+    assert fast.shape == pillow.shape == (1, 64, 64)
+    assert torch.equal(fast, pillow)
+
+
+def test_the_rendered_corpus_takes_the_fast_path_with_pillows_pixels(handler: SymbolHandler) -> None:
+    from drawing_symbols.fastpng import plain_gray8_size
+
+    rng = np.random.default_rng(TEST_SEED + 3)
+    pngs = [render_png(SYMBOL_CLASSES[i % len(SYMBOL_CLASSES)], rng) for i in range(3 * len(SYMBOL_CLASSES))]
+    assert all(plain_gray8_size(p) is not None for p in pngs)
+    for png in pngs:
+        assert torch.equal(handler.decode(png), handler.decode_with_pillow(png))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda s: _exif_rotated(s), id="EXIF orientation"),
+        pytest.param(lambda s: _with_chunk(_png(s), b"tEXt", b"Comment\x00hello"), id="text chunk"),
+        pytest.param(lambda s: _png(s.convert("RGB")), id="RGB"),
+        pytest.param(lambda s: _png(s.convert("LA")), id="gray with alpha"),
+    ],
+)
+def test_other_pngs_go_the_pillow_way(handler: SymbolHandler, make: Callable[[Image.Image], bytes]) -> None:
+    from drawing_symbols.fastpng import plain_gray8_size
+
+    symbol = render_symbol("angularity", np.random.default_rng(TEST_SEED + 4), size=64)
+    png = make(symbol)
+    assert plain_gray8_size(png) is None
+    assert torch.equal(handler.decode(png), handler.decode_with_pillow(png))
+
+
+def test_exif_rotation_is_still_applied(handler: SymbolHandler) -> None:
+    symbol = render_symbol("angularity", np.random.default_rng(TEST_SEED + 5), size=64)
+    upright = handler.decode(_png(symbol.transpose(Image.Transpose.ROTATE_270)))
+    assert torch.equal(handler.decode(_exif_rotated(symbol)), upright)
+
+
+def test_a_corrupt_gray_png_gets_pillows_answer(handler: SymbolHandler) -> None:
+    from drawing_symbols.fastpng import plain_gray8_size
+
+    png = bytearray(render_png("flatness", np.random.default_rng(TEST_SEED + 6)))
+    idat = png.index(b"IDAT")
+    png[idat + 40] ^= 0xFF  # a flipped byte in the compressed data: the chunk's CRC no longer matches
+    corrupt = bytes(png)
+    assert plain_gray8_size(corrupt) is not None  # it looks plain: libspng must refuse it, then Pillow decides
+    try:
+        expected: torch.Tensor | str = handler.decode_with_pillow(corrupt)
+    except InvalidInputError as exc:
+        expected = exc.code
+    try:
+        got: torch.Tensor | str = handler.decode(corrupt)
+    except InvalidInputError as exc:
+        got = exc.code
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        assert isinstance(got, torch.Tensor) and torch.equal(got, expected)
