@@ -22,8 +22,32 @@ INSTALL_HINT = (
 )
 
 
+#: JVM options for the emulator, unless ASYNCINFER_EMULATOR_JAVA_OPTIONS says otherwise (empty: the
+#: JVM's defaults). The emulator shares a few cores with the workers, the load and the tests; its
+#: C2 JIT compiles and G1's concurrent threads spent about half of its CPU in the first ~50,000
+#: messages of a run, i.e. for the whole of a bench or a test session. With the C1 JIT only and the
+#: serial collector it used 31-46 us of CPU per message (publish, pull, ack of 2.8 KB) instead of
+#: 80-100 us, and 110-132 instead of 170-190 in the first 5,000 (`python -m
+#: asyncinfer.tools.local.emulator_cost`, docs/PERFORMANCE.md).
+DEFAULT_JAVA_OPTIONS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+JAVA_OPTIONS_ENV = "ASYNCINFER_EMULATOR_JAVA_OPTIONS"
+
+
 class EmulatorError(RuntimeError):
     pass
+
+
+def emulator_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The emulator process's environment: `base` (default: this process's) with the JVM options in
+    JAVA_TOOL_OPTIONS, ahead of any already there (the later of two options wins, so the caller's own
+    JAVA_TOOL_OPTIONS still decide)."""
+    env = dict(os.environ if base is None else base)
+    options = env.get(JAVA_OPTIONS_ENV, DEFAULT_JAVA_OPTIONS).strip()
+    existing = env.get("JAVA_TOOL_OPTIONS", "").strip()
+    combined = " ".join(part for part in (options, existing) if part)
+    if combined:
+        env["JAVA_TOOL_OPTIONS"] = combined
+    return env
 
 
 def free_port() -> int:
@@ -61,6 +85,7 @@ class PubSubEmulator:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=emulator_environment(),
             )
         self._wait_ready(timeout_s)
 
