@@ -19,7 +19,7 @@ def test_bench_smoke_writes_a_sane_report(emulator_host: str, tmp_path: Path) ->
     code = main([
         "bench", "--json", str(out), "--sizes", "4", "--count", "24", "--rounds", "1",
         "--latency-samples", "3", "--cold-starts", "1", "--standin-ms", "2", "--standin-batch", "4",
-        "--decode-requests", "64", "--quiet",
+        "--standin-count", "48", "--decode-requests", "64", "--quiet",
     ])
     assert code == 0
     report = json.loads(out.read_text())
@@ -32,6 +32,8 @@ def test_bench_smoke_writes_a_sane_report(emulator_host: str, tmp_path: Path) ->
         assert size["errors"] == 0
         assert math.isclose(size["ratio"], size["pipeline_per_s"] / size["bare_per_s"], rel_tol=0.01)
         assert len(size["ratio_rounds"]) == len(size["pipeline_rounds"]) == 1
+        # The model's busy share of the round: its batches' inference time summed over the round's wall time.
+        assert 0 < size["model_busy_share"] <= 1.05 and len(size["model_busy_rounds"]) == 1
         # The worker's CPU (its intake processes included) is more than nothing, and what is left
         # outside the model is that CPU less the bare model's.
         assert size["cpu_us_per_request"]["worker"] > 0

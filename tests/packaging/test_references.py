@@ -32,3 +32,21 @@ def test_every_cited_doc_exists() -> None:
     assert {"COMPONENTS.md", "PLATFORM.md"} <= cited
     missing = sorted(name for name in cited if not (REPO / "docs" / name).is_file())
     assert not missing, missing
+
+
+#: A measured figure's file under docs/results/ (a .json or .txt), written out in full (no {a,b} patterns).
+RESULT_REFERENCE = re.compile(r"\bdocs/results/[A-Za-z0-9_./-]+\.(?:json|txt)\b")
+
+
+def test_every_cited_result_file_exists() -> None:
+    """A figure in the docs names the committed JSON behind it; that file must be there (results move
+    between rounds' folders, and a stale path would leave a figure without its evidence)."""
+    cited = {
+        path
+        for f in tracked_text_files()
+        if f.endswith(".md") or f.endswith(".py")
+        for path in RESULT_REFERENCE.findall((REPO / f).read_text(errors="replace"))
+    }
+    assert len(cited) >= 10, f"saw only {len(cited)} result files cited"
+    missing = sorted(path for path in cited if not (REPO / path).is_file())
+    assert not missing, missing

@@ -115,6 +115,12 @@ class WorkerSettings(BaseSettings):
         # that a spike grows the backlog on Pub/Sub and not this process's memory.
         return self.flow_control_batches * self.max_batch_size
 
+    @property
+    def min_pull_messages(self) -> int:
+        # Under load, pull again only once two batches' room is free: fewer, fuller pulls (each has a
+        # fixed cost) while the rest of the window still feeds the model. At most the whole window.
+        return min(2 * self.max_batch_size, self.flow_control_max_messages)
+
     def subscription_path(self) -> str:
         return _qualify(self.subscription, self.project, "subscriptions")
 

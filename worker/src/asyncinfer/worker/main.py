@@ -47,6 +47,7 @@ def build_worker(settings: WorkerSettings, handler: ModelHandler) -> Worker:
             max_messages=settings.flow_control_max_messages,
             max_lease_s=settings.max_lease_s,
             max_message_bytes=settings.pubsub_max_message_bytes,
+            min_pull_messages=settings.min_pull_messages,
         )
 
     if not settings.lanes:

@@ -84,10 +84,16 @@ class PubSubTransport:
         max_lease_s: float,
         decode_threads: int = 4,
         max_message_bytes: int = UNLIMITED,
+        min_pull_messages: int = 1,
     ) -> None:
         self._subscription_path = subscription_path
         self._results_topic_path = results_topic_path
         self._max_messages = max_messages
+        # Under load the puller waits until this much room is free before it pulls again: each pull
+        # costs the same few hundred microseconds (here and in the broker) whatever it carries, and
+        # refilling one message at a time as answers leave would pay that per handful of messages.
+        # An idle worker has all its room free, so this never delays a first message.
+        self._min_pull = max(1, min(min_pull_messages, max_messages))
         self._max_lease_s = max_lease_s
         self._subscriber = subscriber_client(max_message_bytes)
         # Ack, lease and a batch's results on the clients' raw channels: see rpc.py (not the pull).
@@ -202,7 +208,8 @@ class PubSubTransport:
             with self._held_changed:
                 # Flow control: never hold more than max_messages, so a spike stays on Pub/Sub.
                 self._held_changed.wait_for(
-                    lambda: len(self._held) < self._max_messages or self._stop_pulling.is_set(), timeout=1.0
+                    lambda: self._max_messages - len(self._held) >= self._min_pull or self._stop_pulling.is_set(),
+                    timeout=1.0,
                 )
                 room = self._max_messages - len(self._held)
             if room <= 0 or self._stop_pulling.is_set():

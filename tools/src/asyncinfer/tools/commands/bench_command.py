@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--standin-batch", type=int, default=32, help="GPU stand-in batch size (default 32)")
     parser.add_argument("--standin-count", type=int, default=20_000,
                         help="requests per GPU stand-in round (default 20000, ~6 s of the stand-in's time)")
-    parser.add_argument("--decode-requests", type=int, default=2000,
-                        help="requests per decode-scaling pass (default 2000; 0 skips it)")
+    parser.add_argument("--decode-requests", type=int, default=6000,
+                        help="requests per decode-scaling pass (default 6000; 0 skips it)")
     parser.add_argument("--worker-path", default=None, metavar="DIR",
                         help="put DIR first on the worker processes' PYTHONPATH, e.g. an older checkout's "
                              "worker/src, to measure that worker with this bench")
