@@ -66,9 +66,9 @@ class WorkerSettings(BaseSettings):
     #: slack in the ready queue, waits a moment. 0: the same priority.
     intake_niceness: int = Field(10, ge=0, le=19)
     #: Messages held at most, in batches: one in the model, one being answered (held until its
-    #: publish is done), and three to cover the refill behind it (the publish, the next pull, intake
-    #: reading it). With 3 the model waited for a batch after ~10 % of its batches under a full queue
-    #: (the refill took longer than one batch in the model); docs/PERFORMANCE.md has the measurement.
+    #: publish is done), and three to cover the refill behind it (the publish, the next pull of two
+    #: batches' room, intake reading it). With 3 the GPU stand-in's model was busy 78 % of a round
+    #: instead of 93 % (docs/PERFORMANCE.md, "What round 3 changed").
     flow_control_batches: int = Field(5, ge=1, le=16)
     #: The gRPC message size limit of the worker's Pub/Sub channels under the emulator; -1 (default)
     #: is none, as on the real service. A smaller value reproduces a message the worker cannot receive.
