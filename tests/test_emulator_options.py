@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from asyncinfer.tools.bench import process_group
 from asyncinfer.tools.local.emulator import (
     DEFAULT_JAVA_OPTIONS,
     JAVA_OPTIONS_ENV,
@@ -32,8 +31,7 @@ def test_the_options_can_be_replaced(setting: str, expected: str | None) -> None
 
 
 def _java_environ(emulator: PubSubEmulator) -> dict[str, str]:
-    assert emulator._process is not None
-    for pid in process_group(emulator._process.pid):
+    for pid in emulator.pids():
         if Path(f"/proc/{pid}/exe").resolve().name == "java":
             raw = Path(f"/proc/{pid}/environ").read_bytes()
             return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)

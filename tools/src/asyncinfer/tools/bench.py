@@ -293,22 +293,8 @@ def process_tree(pid: int) -> list[int]:
         return [pid]
 
 
-def process_group(pgid: int) -> list[int]:
-    """Every process in a process group (the emulator: gcloud's Python and its Java child)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if int((entry / "stat").read_text().rpartition(")")[2].split()[2]) == pgid:
-                found.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-def _median_ratio(numerators: list[float], denominators: list[float]) -> float:
-    return round(median([a / b for a, b in zip(numerators, denominators, strict=True)]), 3)
+def _ratios(numerators: list[float], denominators: list[float]) -> list[float]:
+    return [a / b for a, b in zip(numerators, denominators, strict=True)]
 
 
 def decode_scaling(handler_spec: str, bodies: list[bytes], chunk: int = 32) -> dict[str, Any]:
@@ -344,14 +330,14 @@ def decode_scaling(handler_spec: str, bodies: list[bytes], chunk: int = 32) -> d
         rates["threads_1"].append(timed(make(0, 1)))
         rates["threads_2"].append(timed(make(0, 2)))
     per_s = {name: round(median(values), 1) for name, values in rates.items()}
+    process_ratios = _ratios(rates["processes_2"], rates["processes_1"])
     return {
         "requests": len(bodies),
         "per_s": per_s,
         "rounds": {name: [round(v, 1) for v in values] for name, values in rates.items()},
-        "processes_2_vs_1": _median_ratio(rates["processes_2"], rates["processes_1"]),
-        "threads_2_vs_1": _median_ratio(rates["threads_2"], rates["threads_1"]),
-        "processes_2_vs_1_rounds": [round(a / b, 3) for a, b in zip(rates["processes_2"], rates["processes_1"],
-                                                                     strict=True)],
+        "processes_2_vs_1": round(median(process_ratios), 3),
+        "threads_2_vs_1": round(median(_ratios(rates["threads_2"], rates["threads_1"])), 3),
+        "processes_2_vs_1_rounds": [round(r, 3) for r in process_ratios],
         "cpu_count": os.cpu_count(),
     }
 
@@ -594,8 +580,7 @@ class Bench:
         return worker
 
     def _emulator_pids(self) -> list[int]:
-        process = getattr(self._emulator, "_process", None)  # only an emulator this run started
-        return process_group(process.pid) if process is not None else []
+        return self._emulator.pids() if self._emulator is not None else []  # only an emulator this run started
 
     def _pipeline_round(self, model: str, pngs: list[bytes], publisher: Publisher, sink: ResultSink,
                         worker: WorkerProcess, count: int | None = None) -> PipelineRound:

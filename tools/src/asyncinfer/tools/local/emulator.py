@@ -106,6 +106,10 @@ class PubSubEmulator:
         self.stop()
         raise EmulatorError(f"the emulator did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
 
+    def pids(self) -> list[int]:
+        """The emulator's processes (gcloud's Python and its Java child), while it runs."""
+        return process_group(self._process.pid) if self._process is not None else []
+
     def log_tail(self, lines: int = 20) -> str:
         if self._log_path is None or not self._log_path.exists():
             return ""
@@ -133,3 +137,17 @@ class PubSubEmulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def process_group(pgid: int) -> list[int]:
+    """Every process in a process group (the emulator: gcloud's Python and its Java child)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rpartition(")")[2].split()[2]) == pgid:
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found

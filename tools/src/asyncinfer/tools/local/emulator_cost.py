@@ -29,7 +29,7 @@ BODY = b"x" * 2_800  # about one symbol request: a 2 KB PNG in base64 inside JSO
 
 def one_pass(java_options: str) -> dict[str, Any]:
     from asyncinfer.client.pubsub import publisher_client, subscriber_client
-    from asyncinfer.tools.bench import cpu_seconds, process_group
+    from asyncinfer.tools.bench import cpu_seconds
     from asyncinfer.worker.rpc import PublisherRpc, SubscriberRpc
 
     previous = os.environ.get(JAVA_OPTIONS_ENV)
@@ -47,8 +47,7 @@ def one_pass(java_options: str) -> dict[str, Any]:
         subscription = subscriber.subscription_path(PROJECT, "cost-worker")
         subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=60)
         publish, pull = PublisherRpc(publisher, topic), SubscriberRpc(subscriber, subscription)
-        assert emulator._process is not None
-        pids = process_group(emulator._process.pid)
+        pids = emulator.pids()
         stages = []
         for count in STAGES:
             cpu_before, wall_before = cpu_seconds(pids), time.perf_counter()
