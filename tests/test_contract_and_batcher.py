@@ -66,6 +66,27 @@ def test_file_uris_must_stay_under_the_allowed_root(tmp_path: Path) -> None:
     assert big.value.code == "payload_too_large"
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["", "YQ==", "YWJj", base64.b64encode(bytes(range(256)) * 9).decode(), "abcd=", "abc", "YQ", "ab=c",
+     "ab\ncd", "ab cd", "a===", "YQ==YQ==", "é"],
+)
+def test_inline_input_decodes_exactly_as_the_stdlib_would(text: str) -> None:
+    """The SIMD fast path (pybase64) accepts, refuses and words errors as `base64.b64decode(...,
+    validate=True)` does, including what only the stdlib accepts (excess padding)."""
+    request = InferenceRequest.model_construct(request_id="r", model="m", input_b64=text, input_uri=None)
+    try:
+        expected: bytes | str = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        expected = f"input_b64 is not valid base64 ({exc})"
+    try:
+        got: bytes | str = load_input(request, file_root=Path("/nonexistent"), max_inline_bytes=10_000)
+    except InvalidInputError as exc:
+        assert exc.code == "invalid_base64"
+        got = exc.message
+    assert got == expected
+
+
 def test_result_without_request_id_survives_the_wire() -> None:
     result = InferenceResult(request_id=None, message_id="42", status="error", message_attributes={"a": "b"})
     back = InferenceResult.model_validate_json(result.model_dump_json(exclude_none=True))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pybase64
 import pydantic_core
 from pydantic import ValidationError
 
@@ -88,10 +89,7 @@ def load_input(request: InferenceRequest, *, file_root: Path, max_inline_bytes: 
                 "payload_too_large",
                 f"inline input is over {max_inline_bytes} bytes; upload it and send input_uri instead",
             )
-        try:
-            payload = base64.b64decode(request.input_b64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidInputError("invalid_base64", f"input_b64 is not valid base64 ({exc})") from exc
+        payload = _b64decode(request.input_b64)
         # The length check above only bounds the decoding work; base64 padding lets a payload a few
         # bytes over the limit through it, so the decoded size is what enforces the limit.
         if len(payload) > max_inline_bytes:
@@ -104,6 +102,21 @@ def load_input(request: InferenceRequest, *, file_root: Path, max_inline_bytes: 
     if request.input_uri.startswith("file://"):
         return _read_file_uri(request.input_uri, file_root)
     return _read_gcs_uri(request.input_uri)
+
+
+def _b64decode(text: str) -> bytes:
+    """`base64.b64decode(text, validate=True)`, with the same bytes and the same verdicts, at a
+    tenth of the CPU for a few KB (pybase64's SIMD decoder: 0.7 against 6 us for a 2.6 KB input
+    here). pybase64 refuses a little more than the stdlib (excess padding such as "abcd="), and words
+    its errors tersely, so whatever it refuses is decided and worded by the stdlib."""
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInputError("invalid_base64", f"input_b64 is not valid base64 ({exc})") from exc
 
 
 def _read_file_uri(uri: str, file_root: Path) -> bytes:

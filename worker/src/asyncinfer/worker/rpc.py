@@ -1,8 +1,4 @@
-"""The worker's hot Pub/Sub RPCs (acknowledge, modifyAckDeadline, publish) on the raw gRPC channel.
-
-`SubscriberRpc.pull` exists and is measured (`hotpath_bench`) but the worker does not use it: with it,
-a CI fault test (a message too large to receive must be dead-lettered) failed in 3 of 4 runs, for a
-reason not yet understood; the worker pulls through the generated client (transport.py).
+"""The worker's hot Pub/Sub RPCs (pull, acknowledge, modifyAckDeadline, publish) on the raw gRPC channel.
 
 The generated client wraps every call in proto-plus conversion, a retry and a timeout wrapper, error
 remapping and a logging interceptor. Without them a call costs about half the CPU (pull, acknowledge)
