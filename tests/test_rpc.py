@@ -47,6 +47,13 @@ def test_pull_ack_and_publish_against_the_emulator(emulator_host: str, topology:
         SubscriberRpc(subscriber, f"projects/{PROJECT}/subscriptions/no-such-subscription").pull(1, timeout_s=5)
 
 
+def test_a_publish_over_pubsubs_per_call_limit_is_split(emulator_host: str, topology: QueueTopology) -> None:
+    """1,500 results in one publish: Pub/Sub takes at most 1,000 messages per call."""
+    publisher = PublisherRpc(publisher_client(), f"projects/{PROJECT}/topics/{topology.requests_topic}")
+    ids = publisher.publish([(f"m-{i}".encode(), {"i": str(i)}) for i in range(1500)])
+    assert len(ids) == 1500 and len(set(ids)) == 1500
+
+
 def test_every_call_carries_the_routing_header(monkeypatch: pytest.MonkeyPatch) -> None:
     """As the generated client does: Pub/Sub's gRPC front end may route on it."""
     from concurrent.futures import ThreadPoolExecutor

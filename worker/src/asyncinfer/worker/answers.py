@@ -18,7 +18,19 @@ from typing import Any
 
 import pydantic_core
 
-from asyncinfer.core.contract import CLIENT_ATTRIBUTE, Cost, InferenceResult, carried_from_request
+from asyncinfer.core.contract import (
+    CLIENT_ATTRIBUTE,
+    LANE_ATTRIBUTE,
+    REPLAY_ATTRIBUTE,
+    ROOT_ATTRIBUTE,
+    Cost,
+    InferenceResult,
+    carried_from_request,
+)
+
+#: The request attributes a result copies fields from (`carried_from_request`). Most requests carry
+#: none of them, and then the only carried field is `dead_letter_replay: 0`.
+_CARRIED_KEYS = frozenset({REPLAY_ATTRIBUTE, CLIENT_ATTRIBUTE, LANE_ATTRIBUTE, ROOT_ATTRIBUTE})
 
 
 def attributes_for(status: str, message_id: str, request_id: str | None, client: str | None) -> dict[str, str]:
@@ -129,9 +141,12 @@ class BatchAnswers:
             "timings": timings,
             "delivery_attempt": delivery_attempt,
         }
-        for key, value in carried_from_request(attributes).items():
-            if value is not None:
-                own[key] = value.model_dump(mode="json", exclude_none=True) if key == "lineage" else value
+        if _CARRIED_KEYS.isdisjoint(attributes):
+            own[REPLAY_ATTRIBUTE] = 0
+        else:
+            for key, value in carried_from_request(attributes).items():
+                if value is not None:
+                    own[key] = value.model_dump(mode="json", exclude_none=True) if key == "lineage" else value
         if output_uri is not None:
             own["output_uri"] = output_uri
         head = pydantic_core.to_json(own)[:-1]

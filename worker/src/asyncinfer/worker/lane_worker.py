@@ -40,6 +40,11 @@ class _LaneIntake:
         for item in items:
             self.put(item)
 
+    def __len__(self) -> int:
+        """Items waiting for a batch (the run loop hands a finished batch over at once when fewer
+        than a batch wait)."""
+        return len(self._worker._lane_batcher)
+
 
 class LaneWorker(Worker):
     def __init__(self, settings: WorkerSettings, handler: ModelHandler, transport: LaneTransports) -> None:
@@ -59,11 +64,10 @@ class LaneWorker(Worker):
 
     def _waiting(self, item: HeldItem) -> Waiting:
         lane = self._held_lanes[item.delivery.ack_id]
-        submitted = item.request.submitted_at
         # Age counts from the client's submit time when it gave one (the time spent in Pub/Sub
         # counts against the goal), else from when this worker received the message.
-        if submitted is not None:
-            published = submitted.timestamp()
+        if item.submitted_s is not None:
+            published = item.submitted_s
         else:
             published = time.time() - (time.monotonic() - item.received_at)
         return Waiting(lane.priority, lane.latency_goal_s, published)

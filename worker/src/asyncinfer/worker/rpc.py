@@ -38,6 +38,10 @@ PUBLISH_REQUEST: Any = pubsub_types.PublishRequest.pb()
 PUBLISH_RESPONSE: Any = pubsub_types.PublishResponse.pb()
 PUBSUB_MESSAGE: Any = pubsub_types.PubsubMessage.pb()
 
+#: Pub/Sub's limits on one publish call: 1,000 messages and 10 MB; the byte limit is kept with
+#: room for the request's own framing.
+MAX_MESSAGES_PER_PUBLISH = 1000
+MAX_BYTES_PER_PUBLISH = 9_500_000
 #: Pauses before the second, third and fourth publish attempt.
 PUBLISH_BACKOFF_S = (0.1, 0.4, 1.6)
 _RETRYABLE = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted, gexc.InternalServerError)
@@ -103,6 +107,29 @@ class SubscriberRpc:
             )
 
 
+def publish_chunks(
+    messages: list[tuple[bytes, dict[str, str]]],
+    max_messages: int = MAX_MESSAGES_PER_PUBLISH,
+    max_bytes: int = MAX_BYTES_PER_PUBLISH,
+) -> list[list[tuple[bytes, dict[str, str]]]]:
+    """`messages` in order, split so that no call carries more than Pub/Sub takes. A message counts
+    its data, its attributes and a few bytes of framing each."""
+    chunks: list[list[tuple[bytes, dict[str, str]]]] = []
+    current: list[tuple[bytes, dict[str, str]]] = []
+    size = 0
+    for message in messages:
+        data, attributes = message
+        message_bytes = len(data) + sum(len(k) + len(v) + 8 for k, v in attributes.items()) + 16
+        if current and (len(current) >= max_messages or size + message_bytes > max_bytes):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(message)
+        size += message_bytes
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 class PublisherRpc:
     """Publish to one topic, several messages per call."""
 
@@ -117,9 +144,16 @@ class PublisherRpc:
         )
 
     def publish(self, messages: list[tuple[bytes, dict[str, str]]], timeout_s: float = 30) -> list[str]:
-        """Publish and return the message ids once Pub/Sub has them all (raises otherwise). A call
-        that failed on the way (unavailable, deadline, aborted, internal) is tried again, a few times:
-        each failure would otherwise hand the whole batch back for redelivery."""
+        """Publish and return the message ids once Pub/Sub has them all (raises otherwise), in as
+        few calls as Pub/Sub's limits per call allow (1,000 messages, 10 MB). A call that failed on
+        the way (unavailable, deadline, aborted, internal) is tried again, a few times: each failure
+        would otherwise hand the whole batch back for redelivery."""
+        ids: list[str] = []
+        for chunk in publish_chunks(messages):
+            ids += self._publish_chunk(chunk, timeout_s)
+        return ids
+
+    def _publish_chunk(self, messages: list[tuple[bytes, dict[str, str]]], timeout_s: float) -> list[str]:
         request = PUBLISH_REQUEST(
             topic=self._topic,
             messages=[PUBSUB_MESSAGE(data=data, attributes=attributes) for data, attributes in messages],

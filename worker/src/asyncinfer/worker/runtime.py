@@ -8,8 +8,9 @@ Threads and their jobs:
   thread per process puts the chunk's ready items into the ready queue in one step and answers
   what can never succeed at once;
 - the main thread gathers micro-batches from that queue and runs the model;
-- the answer thread builds the batch's results and publishes them in one call, then settles the
-  batch's acks in one step; each message is acked only after its result is published, so a crash
+- the answer thread builds the batch's results while the model runs the next batch, and publishes
+  them in one call, then settles their acks in one step; under load one call carries two batches'
+  results (`_answer_loop`). Each message is acked only after its result is published, so a crash
   between inference and publish means a redelivery, never a lost answer.
 
 Per-request work in this interpreter is kept to what must be here: no per-message thread hand-off,
@@ -63,13 +64,18 @@ from asyncinfer.worker.transport import Delivery, PubSubTransport
 
 log = structlog.get_logger("asyncinfer.worker")
 
+#: Under load, one publish call carries the results of this many batches: each publish RPC costs the
+#: worker and Pub/Sub a fixed amount of CPU on top of its messages.
+BATCHES_PER_PUBLISH = 2
+#: The longest a finished batch's results wait for the next batch's to share their publish call.
+MAX_PUBLISH_WAIT_S = 0.025
+
 
 @dataclass(frozen=True, slots=True)
 class ReadRequest:
-    """What the runtime keeps of a request once intake has read it."""
+    """What the runtime keeps of a request once intake has read it (its submit time is on HeldItem)."""
 
     request_id: str
-    submitted_at: dt.datetime | None
 
 
 @dataclass(slots=True)
@@ -80,6 +86,9 @@ class HeldItem:
     request: InferenceRequest | ReadRequest
     tensor: torch.Tensor
     received_at: float = field(default_factory=time.monotonic)
+    #: The client's submit time, epoch seconds (None when it gave none): what queued_ms and total_ms
+    #: count from. A float, as intake sends it: no datetime made per request only to be read back.
+    submitted_s: float | None = None
 
 
 @dataclass
@@ -128,6 +137,11 @@ class Worker:
         )
         self._ready: ReadyQueue[HeldItem] = ReadyQueue()
         self._finished: queue.Queue[FinishedBatch] = queue.Queue()
+        # The last batch the model finished, not yet handed to the answer thread (main thread only):
+        # see `_hand_over`.
+        self._unhanded: FinishedBatch | None = None
+        # time.monotonic() when the model call now running began; None while the model is idle.
+        self._model_busy_since: float | None = None
         self._answer_thread = threading.Thread(target=self._answer_loop, name="answer", daemon=True)
         self._batcher = MicroBatcher(self._ready, settings.max_batch_size, settings.max_wait_ms / 1000)
         self._stopping = threading.Event()
@@ -202,6 +216,9 @@ class Worker:
                 log.error("pulling failed for too long; exiting", error=repr(self.transport.last_pull_error))
                 self._drain()
                 return 1
+            if len(self._ready) < self.settings.max_batch_size:
+                # The next batch may have to wait for items: answer the last one now, not after.
+                self._hand_over()
             batch = self._batcher.next_batch(self._stopping)
             if batch:
                 self._process_batch(batch)
@@ -242,6 +259,7 @@ class Worker:
             self._process_batch(batch)
             last_batch_s = time.monotonic() - t0
             finished += len(batch)
+        self._hand_over()
         for item in self._batcher.drain_nowait():
             self._nack(item.delivery, "draining")
             nacked += 1
@@ -291,9 +309,8 @@ class Worker:
                     if cached_body is not None:
                         cached_ids.append((delivery, cached_body))
                         continue
-                    submitted = None if outcome[2] is None else dt.datetime.fromtimestamp(outcome[2], dt.UTC)
                     ready.append(HeldItem(
-                        delivery, ReadRequest(outcome[1], submitted), chunk.tensors[outcome[3]], delivery.received_at
+                        delivery, ReadRequest(outcome[1]), chunk.tensors[outcome[3]], delivery.received_at, outcome[2]
                     ))
         if ready:
             self._ready.put_many(ready)
@@ -362,7 +379,8 @@ class Worker:
         except InvalidInputError as exc:
             self._answer_error(delivery, request.request_id, exc.code, exc.message)
             return
-        self._ready.put(HeldItem(delivery=delivery, request=request, tensor=tensor, received_at=delivery.received_at))
+        submitted_s = request.submitted_at.timestamp() if request.submitted_at is not None else None
+        self._ready.put(HeldItem(delivery, request, tensor, delivery.received_at, submitted_s))
 
     # --- inference (main thread) ----------------------------------------------------------------
 
@@ -384,25 +402,48 @@ class Worker:
                 outputs = [self._predict_alone(item.tensor) for item in batch]
             inference_ms = (time.monotonic() - started) * 1000
             self._cost.add_batch(inference_ms)
-            # Building, serialising and publishing results is Python work: hand it to the answer
-            # thread so the next batch's inference runs meanwhile instead of waiting for it.
-            self._finished.put(FinishedBatch(batch_id, batch, outputs, started, inference_ms))
+            self._hand_over()  # normally done already, just before the model call
+            self._unhanded = FinishedBatch(batch_id, batch, outputs, started, inference_ms)
         finally:
             structlog.contextvars.unbind_contextvars("batch_id")
 
     def _answer_loop(self) -> None:
-        while True:
-            finished = self._finished.get()
-            structlog.contextvars.bind_contextvars(batch_id=finished.batch_id)
-            try:
-                self._answer_batch(finished)
-            except Exception:  # never let the answer thread die: the batch's messages come back
-                log.exception("answering a batch failed; its messages will be redelivered")
-                self._nack_many([i.delivery for i in finished.items], "answer_failed")
-            finally:
-                structlog.contextvars.unbind_contextvars("batch_id")
+        """Build each finished batch's results as it comes; publish them in one call with the next
+        batch's when the model is already running that one (under load), else at once.
 
-    def _answer_batch(self, finished: FinishedBatch) -> None:
+        Every publish RPC costs the worker and Pub/Sub a fixed amount of CPU; two batches per call
+        halve it, for at most one batch time more (MAX_PUBLISH_WAIT_S at the most) before the first
+        batch's results leave, and only under load: an idle model means no wait."""
+        while True:
+            outgoing = self._answer_one(self._finished.get())
+            for _ in range(BATCHES_PER_PUBLISH - 1):
+                busy_since = self._model_busy_since
+                if busy_since is None:
+                    break  # nothing is being inferred: no reason to wait
+                try:
+                    finished = self._finished.get(timeout=max(0.0, busy_since + MAX_PUBLISH_WAIT_S - time.monotonic()))
+                except queue.Empty:
+                    break
+                outgoing += self._answer_one(finished)
+            try:
+                self._publish_batch_then_ack(outgoing)
+            except Exception:  # never let the answer thread die: the messages come back
+                log.exception("publishing answers failed; their messages will be redelivered")
+                self._nack_many([answer.item.delivery for answer in outgoing], "answer_failed")
+
+    def _answer_one(self, finished: FinishedBatch) -> list[Outgoing]:
+        structlog.contextvars.bind_contextvars(batch_id=finished.batch_id)
+        try:
+            return self._answer_batch(finished)
+        except Exception:  # never let the answer thread die: the batch's messages come back
+            log.exception("answering a batch failed; its messages will be redelivered")
+            self._nack_many([i.delivery for i in finished.items], "answer_failed")
+            return []
+        finally:
+            structlog.contextvars.unbind_contextvars("batch_id")
+
+    def _answer_batch(self, finished: FinishedBatch) -> list[Outgoing]:
+        """The batch's answers, ready to publish (the ok ones remembered for redeliveries)."""
         outgoing: list[Outgoing] = []
         # Once per batch, not per item: the clock, the cost share, the fields every ok result shares.
         now = time.monotonic()
@@ -424,13 +465,13 @@ class Worker:
             if answer is not None:
                 outgoing.append(answer)
         self._remember_many([(a.item.request.request_id, a.body) for a in outgoing if a.status == "ok"])
-        self._publish_batch_then_ack(outgoing)
         log.info(
             "batch done",
             size=len(finished.items),
             inference_ms=round(finished.inference_ms, 2),
             request_ids=[i.request.request_id for i in finished.items[:8]],
         )
+        return outgoing
 
     def _warn_lease_expired(self, items: list[HeldItem], now: float) -> None:
         # The lease may have lapsed and another worker may hold a redelivery: answer anyway,
@@ -441,6 +482,19 @@ class Worker:
                 log.warning("lease may have expired; a duplicate answer is possible",
                             request_id=item.request.request_id)
 
+    def _hand_over(self) -> None:
+        """Give the last finished batch to the answer thread.
+
+        The hand-over waits until just before the next model call, so the answer thread's Python
+        (building, serialising, publishing results) runs while the model works: handed over earlier,
+        it would take the GIL the moment this thread let go of it to stack the next batch (torch
+        releases the GIL in its ops), and the model's next call would wait behind it. The run loop
+        hands over at once when the next batch is not already there, so answers never wait for a
+        batch to fill."""
+        finished, self._unhanded = self._unhanded, None
+        if finished is not None:
+            self._finished.put(finished)
+
     def _predict(self, tensors: list[torch.Tensor]) -> list[dict[str, Any]]:
         if self._device.type == "cuda":
             # Stack straight into pinned host memory: the handler's host-to-device copy can then be
@@ -450,7 +504,12 @@ class Worker:
             batch = torch.stack(tensors, out=pinned)
         else:
             batch = torch.stack(tensors)
-        outputs = self.handler.predict(batch)
+        self._model_busy_since = time.monotonic()
+        self._hand_over()
+        try:
+            outputs = self.handler.predict(batch)
+        finally:
+            self._model_busy_since = None
         if len(outputs) != len(tensors):
             raise RuntimeError(f"handler returned {len(outputs)} outputs for {len(tensors)} inputs")
         return outputs
@@ -467,10 +526,8 @@ class Worker:
     ) -> Outgoing | None:
         """The answer to one batch item, or None when it was handed back (nacked) instead."""
         request, delivery = item.request, item.delivery
-        submitted = request.submitted_at
         timings = timings_fields(
-            item.received_at, None if submitted is None else submitted.timestamp(), finished.started,
-            finished.inference_ms, now, wall_now,
+            item.received_at, item.submitted_s, finished.started, finished.inference_ms, now, wall_now
         )
         if isinstance(output, TransientError):
             self._nack(delivery, "transient_model_error", error=str(output))
