@@ -46,13 +46,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import torch
 
 from asyncinfer.client.tap import PubsubMessage, SubscriptionTap
 from asyncinfer.core.contract import InferenceRequest
 from asyncinfer.core.worker_settings import worker_environment
 from asyncinfer.tools.local.worker_process import spawn_worker
+from asyncinfer.tools.proc_cpu import cpu_seconds, process_tree
 from drawing_symbols import HANDLER as SYMBOLS_HANDLER
 
 #: Reported next to the measured figures, never asserted (timings on a shared 2-core machine are
@@ -270,27 +270,6 @@ def bare_round(handler: Any, batches: list[torch.Tensor], count: int) -> tuple[f
                 break
     elapsed = time.perf_counter() - started
     return done / elapsed, (time.thread_time() - cpu_started) / done * 1e6
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes, from /proc (0 where unreadable: not Linux, gone)."""
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
-def process_tree(pid: int) -> list[int]:
-    """A process and all its descendants (the worker and its intake processes)."""
-    try:
-        return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
-    except psutil.Error:
-        return [pid]
 
 
 def _ratios(numerators: list[float], denominators: list[float]) -> list[float]:

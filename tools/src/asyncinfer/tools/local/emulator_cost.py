@@ -29,7 +29,7 @@ BODY = b"x" * 2_800  # about one symbol request: a 2 KB PNG in base64 inside JSO
 
 def one_pass(java_options: str) -> dict[str, Any]:
     from asyncinfer.client.pubsub import publisher_client, subscriber_client
-    from asyncinfer.tools.bench import cpu_seconds
+    from asyncinfer.tools.proc_cpu import cpu_seconds
     from asyncinfer.worker.rpc import PublisherRpc, SubscriberRpc
 
     previous = os.environ.get(JAVA_OPTIONS_ENV)
