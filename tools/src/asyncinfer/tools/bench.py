@@ -379,8 +379,8 @@ class ResultSink:
         self._tap.close()
 
 
-#: Messages per raw publish call of the load generator.
-BULK_PUBLISH_MESSAGES = 1000
+#: Bytes per raw publish call of the load generator, at most.
+BULK_PUBLISH_BYTES = 3_000_000
 
 
 class Publisher:
@@ -412,17 +412,10 @@ class Publisher:
         from asyncinfer.worker.rpc import PublisherRpc
 
         if self._rpc is None:
-            self._rpc = PublisherRpc(self._client, self._topic)
-        start = 0
-        while start < len(bodies):
-            end, size = start, 0
-            # Under the emulator's 4 MiB limit per request (its gRPC server's default).
-            while end < len(bodies) and end - start < BULK_PUBLISH_MESSAGES and size + len(bodies[end]) < 3_000_000:
-                size += len(bodies[end])
-                end += 1
-            end = max(end, start + 1)
-            self._rpc.publish([(body, {}) for body in bodies[start:end]], timeout_s=60)
-            start = end
+            # Calls of up to 1,000 messages (Pub/Sub's limit, which PublisherRpc keeps) and under the
+            # emulator's 4 MiB per request (its gRPC server's default).
+            self._rpc = PublisherRpc(self._client, self._topic, max_bytes_per_call=BULK_PUBLISH_BYTES)
+        self._rpc.publish([(body, {}) for body in bodies], timeout_s=60)
 
     def close(self) -> None:
         self._client.stop()

@@ -133,9 +133,13 @@ def publish_chunks(
 class PublisherRpc:
     """Publish to one topic, several messages per call."""
 
-    def __init__(self, client: pubsub_v1.PublisherClient, topic_path: str) -> None:
+    def __init__(
+        self, client: pubsub_v1.PublisherClient, topic_path: str, max_bytes_per_call: int = MAX_BYTES_PER_PUBLISH
+    ) -> None:
         channel: grpc.Channel = client.transport.grpc_channel
         self._topic = topic_path
+        #: Below Pub/Sub's 10 MB; a caller under a smaller gRPC limit (the emulator's) passes less.
+        self._max_bytes_per_call = max_bytes_per_call
         self._metadata = (routing_header.to_grpc_metadata((("topic", topic_path),)),)
         self._publish: Callable[..., Any] = channel.unary_unary(
             _PUBLISHER + "Publish",
@@ -149,7 +153,7 @@ class PublisherRpc:
         the way (unavailable, deadline, aborted, internal) is tried again, a few times: each failure
         would otherwise hand the whole batch back for redelivery."""
         ids: list[str] = []
-        for chunk in publish_chunks(messages):
+        for chunk in publish_chunks(messages, max_bytes=self._max_bytes_per_call):
             ids += self._publish_chunk(chunk, timeout_s)
         return ids
 

@@ -93,7 +93,7 @@ class PubSubTransport:
         self._min_pull = max(1, min(min_pull_messages, max_messages))
         self._max_lease_s = max_lease_s
         self._subscriber = subscriber_client(max_message_bytes)
-        # Ack, lease and a batch's results on the clients' raw channels: see rpc.py (not the pull).
+        # Pull, ack, lease and a batch's results on the clients' raw channels: see rpc.py.
         self._rpc = SubscriberRpc(self._subscriber, subscription_path)
         # Results leave in small batches. Under load a batch's results are published in one burst
         # (about 1 ms for 32), so a 1 ms window still groups them into one or two RPCs; at idle the
