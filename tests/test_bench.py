@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,9 @@ def test_bench_smoke_writes_a_sane_report(emulator_host: str, tmp_path: Path) ->
         assert size["errors"] == 0
         assert math.isclose(size["ratio"], size["pipeline_per_s"] / size["bare_per_s"], rel_tol=0.01)
         assert len(size["ratio_rounds"]) == len(size["pipeline_rounds"]) == 1
+        # The same rounds read from the first publish (the fill included), and the fill itself.
+        assert size["ratio_from_first_publish"] > 0 and len(size["pipeline_from_first_publish_rounds"]) == 1
+        assert len(size["fill_s_rounds"]) == len(size["publish_s_rounds"]) == 1 and size["fill_s_rounds"][0] > 0
         # The model's busy share of the round: its batches' inference time summed over the round's wall time.
         assert 0 < size["model_busy_share"] <= 1.05 and len(size["model_busy_rounds"]) == 1
         # The worker's CPU (its intake processes included) is more than nothing, and what is left
@@ -67,3 +71,30 @@ def test_bench_smoke_writes_a_sane_report(emulator_host: str, tmp_path: Path) ->
     for name, row in report["targets"].items():
         if name != "worker_cpu_outside_model_us_batch32" and name != "ratio_batch32":  # no batch 32 here
             assert row["value"] is not None, name
+
+
+def test_paced_publisher_holds_its_rate(emulator_host: str) -> None:
+    """The load generator's steady rate: 3 calls of PACED_CALL_MESSAGES at 2,000/s cannot all be sent
+    before 2 call intervals have passed, and every message arrives."""
+    from asyncinfer.core.topology import QueueTopology
+    from asyncinfer.tools.bench import PACED_CALL_MESSAGES, Publisher, ResultSink
+    from asyncinfer.tools.local.topology_admin import ensure_topology
+
+    project = "bench-paced"
+    topology = QueueTopology(name="paced")
+    ensure_topology(project, topology, with_taps=False)
+    sink = ResultSink(project, topology.requests_topic)  # listens to the requests topic itself
+    publisher = Publisher(project, topology.requests_topic)
+    try:
+        count = 3 * PACED_CALL_MESSAGES
+        started = time.perf_counter()
+        publisher.publish_paced([b"{}"] * count, per_s=2000.0)
+        took_s = time.perf_counter() - started
+        assert took_s >= 2 * PACED_CALL_MESSAGES / 2000.0
+        deadline = time.monotonic() + 30
+        while len(sink.arrived) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(sink.arrived) == count
+    finally:
+        publisher.close()
+        sink.close()

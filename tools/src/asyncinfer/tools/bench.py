@@ -6,9 +6,13 @@ numbers wander with the machine's load:
 - the bare model: a plain loop feeding pre-decoded, pre-stacked batches to `handler.predict`, with the
   CPU time of that loop (the model's own CPU per request);
 - the worker end to end: one real `python -m asyncinfer.worker` process against the Pub/Sub emulator, same model,
-  same batch size, same torch thread count. A warm worker gets `count` pre-serialised requests
-  published as fast as the publisher goes; throughput is results / (last result - first publish),
-  as seen by a results subscriber. Bare and pipeline rounds alternate; medians, min and max are reported;
+  same batch size, same torch thread count. A warm worker gets `count` pre-serialised requests,
+  published at a steady 1.25 times the rate the bare model just reached (`publish_rate_factor`), so
+  a backlog builds from the start and keeps the worker saturated, as clients elsewhere would; the
+  throughput is the steady drain rate, results after the first / (last result - first result), as
+  seen by a results subscriber; the same round's rate from the first publish (the pipeline's one-off
+  fill included) is reported beside it. Bare and pipeline rounds alternate; medians, min and max are
+  reported;
 - worker CPU per request outside the model: CPU of the worker's whole process tree (its intake
   processes included) from /proc over a round, per request, minus the bare model's CPU per request;
 - a GPU stand-in: a handler whose `predict` sleeps a fixed time per batch (the GIL released, as a
@@ -150,6 +154,10 @@ class BenchConfig:
     #: publish, pull and batch, ~0.1-0.2 s here) is a few per cent of a round, not a quarter of it
     #: as in a 2,000-request round (0.6 s at 3,200/s); it still counts.
     standin_count: int = 20_000
+    #: The load generator publishes a round at this multiple of the rate the bare model reached in
+    #: the round before (above 1: a backlog builds, the worker never waits for requests); 0 publishes
+    #: the whole round at once, as fast as the publisher goes (rounds after no bare round do too).
+    publish_rate_factor: float = 1.25
     #: Requests per decode-scaling pass (0 skips it).
     decode_requests: int = 6000
     #: "cpu" or "cuda": the same device for the bare loop and the worker.
@@ -175,6 +183,14 @@ class SizeResult:
     bare_rounds: list[float] = field(default_factory=list)
     pipeline_rounds: list[float] = field(default_factory=list)
     ratio_rounds: list[float] = field(default_factory=list)
+    #: The same rounds' rate from the first publish to the last result (the fill included), and its
+    #: ratio to the bare model: the stricter reading, which also counts the first pull and batch.
+    pipeline_from_first_publish_rounds: list[float] = field(default_factory=list)
+    ratio_from_first_publish: float | None = None
+    #: Seconds from a round's first publish to its first result (the pipeline's fill), and how long
+    #: the load generator took to publish the round.
+    fill_s_rounds: list[float] = field(default_factory=list)
+    publish_s_rounds: list[float] = field(default_factory=list)
     noop_rounds: list[float] = field(default_factory=list)
     errors: int = 0
     #: CPU microseconds per request, by process (worker tree, emulator when this run started it, bench).
@@ -187,7 +203,8 @@ class SizeResult:
     worker_cpu_outside_model_rounds: list[float] = field(default_factory=list)
     noop_cpu_us_per_request: dict[str, float] = field(default_factory=dict)
     #: The model's busy share in each pipeline round: the sum of the batches' inference time (each
-    #: result's cost.inference_share_ms, summed) over the round's wall time. Under a full queue,
+    #: result's cost.inference_share_ms, summed, from the results after the first) over the time from
+    #: the first result to the last, the window of the steady rate. Under a full queue,
     #: 1 - busy share is the time the model waited for the worker's CPU path.
     model_busy_rounds: list[float] = field(default_factory=list)
     model_busy_share: float | None = None
@@ -195,7 +212,12 @@ class SizeResult:
 
 @dataclass(frozen=True)
 class PipelineRound:
+    #: The steady drain rate: results that arrived after the first one, over the time from it to the last.
     per_s: float
+    #: All results over the time from the first publish to the last result.
+    per_s_from_first_publish: float
+    fill_s: float
+    publish_s: float
     errors: int
     cpu: dict[str, float]
     model_busy_share: float
@@ -381,6 +403,8 @@ class ResultSink:
 
 #: Bytes per raw publish call of the load generator, at most.
 BULK_PUBLISH_BYTES = 3_000_000
+#: Messages per call of the paced load generator: about 60-80 ms of requests at the stand-in's rate.
+PACED_CALL_MESSAGES = 250
 
 
 class Publisher:
@@ -402,6 +426,16 @@ class Publisher:
 
     def publish(self, data: bytes, **attributes: str) -> Any:
         return self._client.publish(self._topic, data, **attributes)
+
+    def publish_paced(self, bodies: list[bytes], per_s: float) -> None:
+        """Publish `bodies` at `per_s` on average, in calls of PACED_CALL_MESSAGES; a call that
+        comes late (the machine was busy) is sent at once, so the average rate holds."""
+        started = time.perf_counter()
+        for first in range(0, len(bodies), PACED_CALL_MESSAGES):
+            delay = started + first / per_s - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self.publish_all(bodies[first : first + PACED_CALL_MESSAGES])
 
     def publish_all(self, bodies: list[bytes]) -> None:
         """Publish `bodies` in a few large raw publish calls and return once Pub/Sub has them all.
@@ -527,8 +561,11 @@ class Bench:
         ]
         return ids, bodies
 
-    def _send(self, publisher: Publisher, bodies: list[bytes]) -> None:
-        publisher.publish_all(bodies)
+    def _send(self, publisher: Publisher, bodies: list[bytes], per_s: float | None = None) -> None:
+        if per_s:
+            publisher.publish_paced(bodies, per_s)
+        else:
+            publisher.publish_all(bodies)
 
     def _start_worker(self, topology: Any, handler: str, model: str, batch_size: int, pngs: list[bytes],
                       publisher: Publisher, sink: ResultSink, max_wait_ms: float | None = None) -> WorkerProcess:
@@ -555,20 +592,27 @@ class Bench:
         return self._emulator.pids() if self._emulator is not None else []  # only an emulator this run started
 
     def _pipeline_round(self, model: str, pngs: list[bytes], publisher: Publisher, sink: ResultSink,
-                        worker: WorkerProcess, count: int | None = None) -> PipelineRound:
+                        worker: WorkerProcess, count: int | None = None, bare_per_s: float | None = None
+                        ) -> PipelineRound:
         """Throughput, error results, CPU microseconds per request spent by each process, and the
-        model's busy share."""
+        model's busy share. Published at `publish_rate_factor` x `bare_per_s` when both are set."""
         ids, bodies = self._bodies(model, pngs, count or self.config.count, "load")
         emulator_pids = self._emulator_pids()
         worker_pids = process_tree(worker.process.pid)
         cpu_before = (cpu_seconds(worker_pids), cpu_seconds(emulator_pids), cpu_seconds([os.getpid()]))
+        factor = self.config.publish_rate_factor
         published_at = time.perf_counter()
-        self._send(publisher, bodies)
+        self._send(publisher, bodies, factor * bare_per_s if factor > 0 and bare_per_s else None)
+        publish_s = time.perf_counter() - published_at
         if not sink.wait_for(ids, self.config.worker_timeout_s):
             missing = sum(1 for r in ids if r not in sink.arrived)
             raise BenchError(f"{missing} of {len(ids)} results did not arrive:\n{worker.log_tail()}")
         cpu_after = (cpu_seconds(worker_pids), cpu_seconds(emulator_pids), cpu_seconds([os.getpid()]))
-        last = max(sink.arrived[r].at for r in ids)
+        arrivals = sorted(sink.arrived[r].at for r in ids)
+        first, last = arrivals[0], arrivals[-1]
+        # The steady rate: the results after the first pull response's, over the time they took.
+        # A batch's results arrive together, so those sharing the first one's arrival are left out.
+        after_first = sum(1 for at in arrivals if at > first)
         errors = sum(1 for r in ids if sink.arrived[r].status != "ok")
         cpu = {
             name: round((after - before) / len(ids) * 1e6, 1)
@@ -579,10 +623,14 @@ class Bench:
         # From the first publish to the last result: the whole drain of the backlog, its first
         # pull and first batch included.
         wall_s = last - published_at
+        # The steady window; a round answered in one go (tiny test rounds) has none and is read whole.
+        window_start, counted = (first, after_first) if after_first else (published_at, len(ids))
+        window_s = last - window_start
         # Parsed after the round, off the timed path: every ok result carries its share of its
         # batch's model call, so the shares sum to the time the model was busy.
-        busy_ms = sum(_inference_share_ms(sink.arrived[r].data) for r in ids)
-        return PipelineRound(len(ids) / wall_s, errors, cpu, round(busy_ms / 1000 / wall_s, 3))
+        busy_ms = sum(_inference_share_ms(sink.arrived[r].data) for r in ids if sink.arrived[r].at > window_start)
+        return PipelineRound(counted / window_s, len(ids) / wall_s, round(first - published_at, 3),
+                             round(publish_s, 3), errors, cpu, round(busy_ms / 1000 / window_s, 3))
 
     # --- the parts of the run ---
 
@@ -701,9 +749,12 @@ class Bench:
                 bare_per_s, bare_cpu_us = bare_round(handler, batches, count or cfg.count)
                 result.bare_rounds.append(round(bare_per_s, 1))
                 model_cpu.append(bare_cpu_us)
-                run = self._pipeline_round(model, pngs, publisher, sink, worker, count)
+                run = self._pipeline_round(model, pngs, publisher, sink, worker, count, bare_per_s)
                 result.pipeline_rounds.append(round(run.per_s, 1))
                 result.ratio_rounds.append(round(run.per_s / bare_per_s, 3))
+                result.pipeline_from_first_publish_rounds.append(round(run.per_s_from_first_publish, 1))
+                result.fill_s_rounds.append(run.fill_s)
+                result.publish_s_rounds.append(run.publish_s)
                 result.errors += run.errors
                 result.cpu_rounds.append(run.cpu)
                 result.model_busy_rounds.append(run.model_busy_share)
@@ -715,6 +766,8 @@ class Bench:
         result.bare_per_s = round(median(result.bare_rounds), 1)
         result.pipeline_per_s = round(median(result.pipeline_rounds), 1)
         result.ratio = round(result.pipeline_per_s / result.bare_per_s, 3)
+        from_first_publish = median(result.pipeline_from_first_publish_rounds)
+        result.ratio_from_first_publish = round(from_first_publish / result.bare_per_s, 3)
         result.cpu_us_per_request = _median_dict(result.cpu_rounds)
         result.model_cpu_us_per_request = round(median(model_cpu), 1)
         result.worker_cpu_outside_model_us = round(median(result.worker_cpu_outside_model_rounds), 1)
