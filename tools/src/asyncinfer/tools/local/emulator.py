@@ -28,8 +28,13 @@ INSTALL_HINT = (
 #: messages of a run, i.e. for the whole of a bench or a test session. With the C1 JIT only and the
 #: serial collector it used 31-46 us of CPU per message (publish, pull, ack of 2.8 KB) instead of
 #: 80-100 us, and 110-132 instead of 170-190 in the first 5,000 (`python -m
-#: asyncinfer.tools.local.emulator_cost`, docs/PERFORMANCE.md).
-DEFAULT_JAVA_OPTIONS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+#: asyncinfer.tools.local.emulator_cost`, docs/PERFORMANCE.md). The emulator keeps the messages it
+#: handled, so each young collection copies tens of MB and stops it: 60-110 ms every ~2 s under the
+#: bench's load with the serial collector, long enough to starve a worker of messages. The parallel
+#: collector with two threads halves those pauses, and costs about the same CPU per message
+#: (medians of 2 passes: 130 / 48 / 35 us against 123 / 53 / 42 over the stages;
+#: docs/results/round5/emulator-gc.json).
+DEFAULT_JAVA_OPTIONS = "-XX:+UseParallelGC -XX:ParallelGCThreads=2 -XX:TieredStopAtLevel=1"
 JAVA_OPTIONS_ENV = "ASYNCINFER_EMULATOR_JAVA_OPTIONS"
 
 

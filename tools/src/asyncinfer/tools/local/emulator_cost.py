@@ -95,11 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the passes and medians here")
     parser.add_argument("--passes", type=int, default=2, help="passes per option set (default 2)")
     parser.add_argument("--options", default=DEFAULT_JAVA_OPTIONS,
-                        help=f"the JVM options set against the JVM's defaults (default {DEFAULT_JAVA_OPTIONS!r})")
+                        help=f"the JVM options measured (default {DEFAULT_JAVA_OPTIONS!r})")
+    parser.add_argument("--baseline", default="",
+                        help="the JVM options --options is set against (default: none, the JVM's defaults)")
     args = parser.parse_args(argv)
-    passes: dict[str, list[dict[str, Any]]] = {"jvm defaults": [], args.options: []}
+    baseline = args.baseline or "jvm defaults"
+    passes: dict[str, list[dict[str, Any]]] = {baseline: [], args.options: []}
     for _ in range(args.passes):
-        for label, options in (("jvm defaults", ""), (args.options, args.options)):
+        for label, options in ((baseline, args.baseline), (args.options, args.options)):
             result = one_pass(options)
             passes[label].append(result)
             print(json.dumps(result))
