@@ -70,6 +70,10 @@ class WorkerSettings(BaseSettings):
     #: batches' room, intake reading it). With 3 the GPU stand-in's model was busy 78 % of a round
     #: instead of 93 % (docs/PERFORMANCE.md, "What round 3 changed").
     flow_control_batches: int = Field(5, ge=1, le=16)
+    #: Cut and stack the next full batch on a thread of its own while the model runs the current one,
+    #: so the model is called again as soon as it returns (asyncinfer.worker.staging). Off: the run
+    #: loop cuts every batch after the model returns, as before round 5. The lane worker never stages.
+    stage_next_batch: bool = True
     #: The gRPC message size limit of the worker's Pub/Sub channels under the emulator; -1 (default)
     #: is none, as on the real service. A smaller value reproduces a message the worker cannot receive.
     pubsub_max_message_bytes: int = Field(-1, ge=-1)

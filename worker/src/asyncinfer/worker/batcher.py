@@ -22,15 +22,26 @@ class ReadyQueue(Generic[T]):
         self._items: deque[T] = deque()
         self._changed = threading.Condition()
 
+    @property
+    def changed(self) -> threading.Condition:
+        """The queue's lock and condition: notified whenever items arrive. A BatchStager shares it."""
+        return self._changed
+
     def put(self, item: T) -> None:
         with self._changed:
             self._items.append(item)
-            self._changed.notify()
+            # All waiters: the run loop and, when there is one, the stager wait here side by side.
+            self._changed.notify_all()
 
     def put_many(self, items: Iterable[T]) -> None:
         with self._changed:
             self._items.extend(items)
-            self._changed.notify()
+            self._changed.notify_all()
+
+    def take_locked(self, count: int) -> list[T]:
+        """Up to `count` items, the caller holding `changed`."""
+        items = self._items
+        return [items.popleft() for _ in range(min(count, len(items)))]
 
     def take(self, limit: int | None, timeout_s: float) -> list[T]:
         """Up to `limit` items; waits up to `timeout_s` for the first one (0: no wait)."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from asyncinfer.core.lanes import LANE_ATTRIBUTE, Lane, Waiting
 from asyncinfer.core.worker_settings import WorkerSettings
 from asyncinfer.worker.handler import ModelHandler
@@ -59,6 +61,9 @@ class LaneWorker(Worker):
         )
         self._batcher = self._lane_batcher  # type: ignore[assignment]
         self._ready = _LaneIntake(self)  # type: ignore[assignment]
+        # No staging ahead: a batch cut while the model runs would miss higher-priority work that
+        # arrives before the model is free; lanes choose each batch at the last moment.
+        self._stager = None
         # Every lane's pull responses go to the intake processes, as the plain worker's do.
         self._pooled = True
 
@@ -126,9 +131,9 @@ class LaneWorker(Worker):
             )
         return None
 
-    def _process_batch(self, batch: list[HeldItem]) -> None:
+    def _process_batch(self, batch: list[HeldItem], stacked: torch.Tensor | None = None) -> None:
         try:
-            super()._process_batch(batch)
+            super()._process_batch(batch, stacked)
         finally:
             for item in batch:
                 self._held_lanes.pop(item.delivery.ack_id, None)
