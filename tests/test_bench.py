@@ -39,16 +39,23 @@ def test_bench_smoke_writes_a_sane_report(emulator_host: str, tmp_path: Path) ->
         # The model's busy share of the round: its batches' inference time summed over the round's wall time.
         assert 0 < size["model_busy_share"] <= 1.05 and len(size["model_busy_rounds"]) == 1
         # The worker's CPU (its intake processes included) is more than nothing, and what is left
-        # outside the model is that CPU less the bare model's.
-        assert size["cpu_us_per_request"]["worker"] > 0
-        assert math.isclose(size["worker_cpu_outside_model_us"],
-                            size["cpu_us_per_request"]["worker"] - size["model_cpu_us_per_request"], abs_tol=1.0)
+        # outside the model is that CPU less the model's own, measured in the worker (its log lines),
+        # and beside it, less the bare loop's.
+        worker_cpu = size["cpu_us_per_request"]["worker"]
+        assert worker_cpu > 0
+        in_worker = size["model_cpu_in_worker_us_per_request"]
+        assert in_worker is not None and 0 <= in_worker < worker_cpu
+        assert math.isclose(size["worker_cpu_outside_model_us"], worker_cpu - in_worker, abs_tol=1.0)
+        assert math.isclose(size["worker_cpu_outside_bare_model_us"],
+                            worker_cpu - size["model_cpu_us_per_request"], abs_tol=1.0)
     for size in report["sizes"]:
         assert size["noop_pipeline_per_s"] > 0
     standin = report["standin"]
     assert standin["model"] == "standin" and standin["batch_ms"] == 2.0 and standin["nominal_per_s"] == 2000.0
-    # The stand-in sleeps: its predict costs the CPU next to nothing, unlike the real model.
+    # The stand-in sleeps: its predict costs the CPU next to nothing, unlike the real model, in the
+    # bare loop and in the worker alike.
     assert standin["model_cpu_us_per_request"] < report["sizes"][-1]["model_cpu_us_per_request"]
+    assert standin["model_cpu_in_worker_us_per_request"] < report["sizes"][-1]["model_cpu_in_worker_us_per_request"]
     scaling = report["decode_scaling"]
     assert scaling["requests"] == 64 and all(v > 0 for v in scaling["per_s"].values())
     for key in ("latency_ms", "latency_no_wait_ms"):

@@ -198,9 +198,17 @@ class SizeResult:
     cpu_rounds: list[dict[str, float]] = field(default_factory=list)
     #: The bare loop's own CPU per request: what the model costs the CPU.
     model_cpu_us_per_request: float = 0.0
-    #: Worker tree CPU per request minus the model's: what the worker itself costs per request.
+    #: The model's CPU per request inside the worker: the main thread's CPU time inside its model
+    #: calls (each "batch done" log line's model_cpu_ms), None for a worker that does not log it.
+    model_cpu_in_worker_us_per_request: float | None = None
+    model_cpu_in_worker_rounds: list[float] = field(default_factory=list)
+    #: Worker tree CPU per request minus the model's own, measured in the worker (or, for a worker
+    #: that does not log it, the bare loop's): what the worker itself costs per request.
     worker_cpu_outside_model_us: float = 0.0
     worker_cpu_outside_model_rounds: list[float] = field(default_factory=list)
+    #: Worker tree CPU per request minus the bare loop's model CPU per request, as rounds 1-4
+    #: reported it: it also charges the worker with the model running slower on shared cores.
+    worker_cpu_outside_bare_model_us: float = 0.0
     noop_cpu_us_per_request: dict[str, float] = field(default_factory=dict)
     #: The model's busy share in each pipeline round: the sum of the batches' inference time (each
     #: result's cost.inference_share_ms, summed, from the results after the first) over the time from
@@ -218,6 +226,8 @@ class PipelineRound:
     per_s_from_first_publish: float
     fill_s: float
     publish_s: float
+    #: The model's CPU per request inside the worker over the round, when the worker logs it.
+    model_cpu_in_worker_us: float | None
     errors: int
     cpu: dict[str, float]
     model_busy_share: float
@@ -475,6 +485,27 @@ class WorkerProcess:
             return None
         return None
 
+    def model_cpu_ms(self, request_id_prefix: str) -> float | None:
+        """The model's CPU time (ms) over the batches of requests whose ids start with the prefix,
+        from the worker's "batch done" log lines; None when the worker does not log it."""
+        total, seen = 0.0, False
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if '"batch done"' not in line or request_id_prefix not in line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            ids = entry.get("request_ids") or []
+            if ids and str(ids[0]).startswith(request_id_prefix) and "model_cpu_ms" in entry:
+                total += float(entry["model_cpu_ms"])
+                seen = True
+        return total if seen else None
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -629,8 +660,10 @@ class Bench:
         # Parsed after the round, off the timed path: every ok result carries its share of its
         # batch's model call, so the shares sum to the time the model was busy.
         busy_ms = sum(_inference_share_ms(sink.arrived[r].data) for r in ids if sink.arrived[r].at > window_start)
+        model_cpu_ms = worker.model_cpu_ms(ids[0].rsplit("-", 1)[0] + "-")
+        model_cpu_us = None if model_cpu_ms is None else round(model_cpu_ms * 1000 / len(ids), 1)
         return PipelineRound(counted / window_s, len(ids) / wall_s, round(first - published_at, 3),
-                             round(publish_s, 3), errors, cpu, round(busy_ms / 1000 / window_s, 3))
+                             round(publish_s, 3), model_cpu_us, errors, cpu, round(busy_ms / 1000 / window_s, 3))
 
     # --- the parts of the run ---
 
@@ -744,6 +777,7 @@ class Bench:
         result = SizeResult(batch_size=size, bare_per_s=0, pipeline_per_s=0, ratio=0, noop_pipeline_per_s=None,
                             model=model)
         model_cpu: list[float] = []
+        outside_bare: list[float] = []
         try:
             for _ in range(cfg.rounds):
                 bare_per_s, bare_cpu_us = bare_round(handler, batches, count or cfg.count)
@@ -758,7 +792,12 @@ class Bench:
                 result.errors += run.errors
                 result.cpu_rounds.append(run.cpu)
                 result.model_busy_rounds.append(run.model_busy_share)
-                result.worker_cpu_outside_model_rounds.append(round(run.cpu["worker"] - bare_cpu_us, 1))
+                in_worker = run.model_cpu_in_worker_us
+                if in_worker is not None:
+                    result.model_cpu_in_worker_rounds.append(in_worker)
+                model_us = bare_cpu_us if in_worker is None else in_worker
+                result.worker_cpu_outside_model_rounds.append(round(run.cpu["worker"] - model_us, 1))
+                outside_bare.append(round(run.cpu["worker"] - bare_cpu_us, 1))
         finally:
             worker.stop()
             publisher.close()
@@ -771,6 +810,9 @@ class Bench:
         result.cpu_us_per_request = _median_dict(result.cpu_rounds)
         result.model_cpu_us_per_request = round(median(model_cpu), 1)
         result.worker_cpu_outside_model_us = round(median(result.worker_cpu_outside_model_rounds), 1)
+        result.worker_cpu_outside_bare_model_us = round(median(outside_bare), 1)
+        if result.model_cpu_in_worker_rounds:
+            result.model_cpu_in_worker_us_per_request = round(median(result.model_cpu_in_worker_rounds), 1)
         result.model_busy_share = round(median(result.model_busy_rounds), 3)
         return result
 

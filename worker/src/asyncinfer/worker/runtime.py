@@ -101,6 +101,9 @@ class FinishedBatch:
     outputs: list[dict[str, Any] | Exception]
     started: float
     inference_ms: float
+    #: CPU time of the thread that called the model, inside its calls: the model's own CPU where
+    #: torch runs on that thread (torch threads 1; a CUDA call's launches and synchronisation).
+    model_cpu_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,8 @@ class Worker:
         self._unhanded: FinishedBatch | None = None
         # time.monotonic() when the model call now running began; None while the model is idle.
         self._model_busy_since: float | None = None
+        # CPU seconds the main thread spent inside model calls for the batch being processed.
+        self._model_cpu_s = 0.0
         self._answer_thread = threading.Thread(target=self._answer_loop, name="answer", daemon=True)
         self._batcher = MicroBatcher(self._ready, settings.max_batch_size, settings.max_wait_ms / 1000)
         # Cuts and stacks the next full batch while the model runs (asyncinfer.worker.staging); the
@@ -409,6 +414,7 @@ class Worker:
         structlog.contextvars.bind_contextvars(batch_id=batch_id)
         try:
             started = time.monotonic()
+            self._model_cpu_s = 0.0
             try:
                 outputs: list[dict[str, Any] | Exception] = list(
                     self._predict([i.tensor for i in batch]) if stacked is None else self._predict_stacked(stacked)
@@ -422,7 +428,7 @@ class Worker:
             inference_ms = (time.monotonic() - started) * 1000
             self._cost.add_batch(inference_ms)
             self._hand_over()  # normally done already, just before the model call
-            self._unhanded = FinishedBatch(batch_id, batch, outputs, started, inference_ms)
+            self._unhanded = FinishedBatch(batch_id, batch, outputs, started, inference_ms, self._model_cpu_s * 1000)
         finally:
             structlog.contextvars.unbind_contextvars("batch_id")
 
@@ -488,6 +494,7 @@ class Worker:
             "batch done",
             size=len(finished.items),
             inference_ms=round(finished.inference_ms, 2),
+            model_cpu_ms=round(finished.model_cpu_ms, 3),
             request_ids=[i.request.request_id for i in finished.items[:8]],
         )
         return outgoing
@@ -534,9 +541,11 @@ class Worker:
         if self._stager is not None:
             self._stager.model_started()
         self._hand_over()
+        cpu_started = time.thread_time()
         try:
             outputs = self.handler.predict(batch)
         finally:
+            self._model_cpu_s += time.thread_time() - cpu_started
             self._model_busy_since = None
             if self._stager is not None:
                 self._stager.model_finished()

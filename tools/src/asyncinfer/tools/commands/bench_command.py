@@ -120,10 +120,12 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
                         f"{report['config']['rounds']} rounds x {report['config']['count']} "
                         f"({report['config']['standin_count']} for the stand-in); min-max; "
                         "worker e2e: the steady rate, first result to last; from 1st publish: the same "
-                        "rounds with the fill; model busy: its share of the steady window)")
+                        "rounds with the fill; model busy: its share of the steady window; CPU per request: "
+                        "model, bare: the bare loop's; model, in worker: the worker's thread inside its model "
+                        "calls; worker outside model: worker less model in worker)")
     for column in ("model", "batch", "bare model", "worker e2e", "ratio", "ratio min-max",
                    "ratio from 1st publish", "fill s", "no-op worker e2e", "model busy", "CPU us/req worker",
-                   "of which model", "worker outside model", "emulator", "bench"):
+                   "model, bare", "model, in worker", "worker outside model", "emulator", "bench"):
         table.add_column(column, justify="right")
     rows = list(report["sizes"]) + ([report["standin"]] if report.get("standin") else [])
     for size in rows:
@@ -135,6 +137,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             _fmt(size["noop_pipeline_per_s"]),
             _fmt(size.get("model_busy_share"), 3),
             _fmt(cpu.get("worker"), 0), _fmt(size["model_cpu_us_per_request"], 0),
+            _fmt(size.get("model_cpu_in_worker_us_per_request"), 0),
             _fmt(size["worker_cpu_outside_model_us"], 0), _fmt(cpu.get("emulator"), 0), _fmt(cpu.get("bench"), 0),
         )
     console.print(table)
