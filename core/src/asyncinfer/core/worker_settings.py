@@ -65,11 +65,13 @@ class WorkerSettings(BaseSettings):
     #: busy cores the thread that feeds the model runs first and decode, which has a batch or two of
     #: slack in the ready queue, waits a moment. 0: the same priority.
     intake_niceness: int = Field(10, ge=0, le=19)
-    #: Messages held at most, in batches: one in the model, one being answered (held until its
-    #: publish is done), and three to cover the refill behind it (the publish, the next pull of two
-    #: batches' room, intake reading it). With 3 the GPU stand-in's model was busy 78 % of a round
-    #: instead of 93 % (docs/PERFORMANCE.md, "What round 3 changed").
-    flow_control_batches: int = Field(5, ge=1, le=16)
+    #: Messages held at most, in batches: one in the model, one staged, two being answered (held
+    #: until their publish is done), and four to cover the refill behind them (the publish, the next
+    #: pull of two batches' room, intake reading it) and to ride out a broker stall of a few batch
+    #: times (the emulator's collector pauses 35-40 ms; Pub/Sub's pull latency has a tail too).
+    #: With 5 the GPU stand-in's ratio was 0.952 instead of 0.971, with 3 its model was busy 78 %
+    #: of a round instead of 93 % (docs/PERFORMANCE.md, rounds 5 and 3).
+    flow_control_batches: int = Field(8, ge=1, le=16)
     #: Cut and stack the next full batch on a thread of its own while the model runs the current one,
     #: so the model is called again as soon as it returns (asyncinfer.worker.staging). Off: the run
     #: loop cuts every batch after the model returns, as before round 5. The lane worker never stages.

@@ -7,7 +7,8 @@ Threads and their jobs:
   this interpreter, so decode uses the machine's other cores and overlaps with inference; a reader
   thread per process puts the chunk's ready items into the ready queue in one step and answers
   what can never succeed at once;
-- the main thread gathers micro-batches from that queue and runs the model;
+- the main thread gathers micro-batches from that queue and runs the model; under load the stager
+  (asyncinfer.worker.staging) has already cut and stacked the next full batch while the model ran;
 - the answer thread builds the batch's results while the model runs the next batch, and publishes
   them in one call, then settles their acks in one step; under load one call carries two batches'
   results (`_answer_loop`). Each message is acked only after its result is published, so a crash
