@@ -142,3 +142,21 @@ def test_every_item_comes_out_once_and_in_order_beside_the_run_loop(size: int) -
     seen += ready.take(None, 0)
     assert seen == list(range(total))
     assert staged_batches > 0  # the stager did take part
+
+
+def test_close_does_not_hang_on_a_stack_that_hangs() -> None:
+    release = threading.Event()
+
+    def stuck(items: list[int]) -> tuple[int, ...]:
+        release.wait(10)
+        return tuple(items)
+
+    ready: ReadyQueue[int] = ReadyQueue()
+    stager = _stager(ready, stack=stuck)
+    stager.model_started()
+    ready.put_many(range(4))
+    assert _eventually(lambda: len(ready) == 0)  # taken, and stuck in the stack
+    started = time.monotonic()
+    assert stager.close(timeout_s=0.2) is None
+    assert time.monotonic() - started < 2.0
+    release.set()

@@ -61,23 +61,29 @@ class BatchStager(Generic[T, S]):
         with self._lock:
             self._busy = False
 
-    def take(self) -> tuple[list[T], S | None] | None:
+    def take(self, timeout_s: float | None = None) -> tuple[list[T], S | None] | None:
         """The staged batch and its stacked tensors (None when stacking failed: the caller stacks
         them itself and meets the error there), or None when nothing is staged. Waits for a batch
-        being stacked: its items are no longer in the queue."""
+        being stacked (its items are no longer in the queue), up to `timeout_s` if given."""
         with self._lock:
-            self._lock.wait_for(lambda: not self._stacking)
+            if not self._lock.wait_for(lambda: not self._stacking, timeout_s):
+                return None
             staged, self._staged = self._staged, None
             return staged
 
-    def close(self) -> tuple[list[T], S | None] | None:
-        """Stop staging; returns what was staged and not taken, for the drain to finish or hand back."""
+    def close(self, timeout_s: float = 5.0) -> tuple[list[T], S | None] | None:
+        """Stop staging; returns what was staged and not taken, for the drain to finish or hand back.
+        A stack that hangs past `timeout_s` keeps its items: their leases lapse and Pub/Sub
+        redelivers them."""
         with self._lock:
             self._closed = True
             self._lock.notify_all()
         if self._thread.is_alive():
-            self._thread.join(timeout=5.0)
-        return self.take()
+            self._thread.join(timeout=timeout_s)
+        staged = self.take(timeout_s=0.0 if self._thread.is_alive() else None)
+        if staged is None and self._thread.is_alive():
+            log.warning("a batch was still being stacked at the stop; its messages will be redelivered")
+        return staged
 
     def _should_stage(self) -> bool:
         return self._busy and self._staged is None and len(self._ready) >= self._batch_size
