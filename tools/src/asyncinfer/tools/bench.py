@@ -14,7 +14,9 @@ numbers wander with the machine's load:
   fill included) is reported beside it. Bare and pipeline rounds alternate; medians, min and max are
   reported;
 - worker CPU per request outside the model: CPU of the worker's whole process tree (its intake
-  processes included) from /proc over a round, per request, minus the bare model's CPU per request;
+  processes included) from /proc over a round, per request, minus the model's CPU per request in
+  the worker (its main thread's CPU time inside the model calls, from its "batch done" log lines);
+  the same less the bare loop's model CPU is reported beside it;
 - a GPU stand-in: a handler whose `predict` sleeps a fixed time per batch (the GIL released, as a
   CUDA call is) after the example model's real decode. Its pipeline/bare ratio says whether the
   worker's CPU path keeps an accelerator busy, whatever torch's speed on the machine of the day;
