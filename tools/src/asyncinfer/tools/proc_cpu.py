@@ -10,15 +10,28 @@ from pathlib import Path
 
 import psutil
 
+#: Clock ticks per second, the unit of utime and stime in /proc.
+TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def stat_fields(stat: str) -> list[str]:
+    """The fields of a /proc/<pid>/stat (or task stat) line after the command name, which may itself
+    hold spaces and parentheses: index 0 is the state, 2 the process group, 11 and 12 utime and stime."""
+    return stat.rpartition(")")[2].split()
+
+
+def cpu_ticks(stat: str) -> int:
+    """utime + stime of a /proc stat line, in clock ticks."""
+    fields = stat_fields(stat)
+    return int(fields[11]) + int(fields[12])
+
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds of these processes, from /proc (0 where unreadable: not Linux, gone)."""
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0.0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
+            total += cpu_ticks(Path(f"/proc/{pid}/stat").read_text()) / TICKS_PER_S
         except (OSError, ValueError, IndexError):
             continue
     return total

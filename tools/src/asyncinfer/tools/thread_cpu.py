@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 
 import psutil
 
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+from asyncinfer.tools.proc_cpu import TICKS_PER_S, cpu_ticks, process_tree
 
 
 def _task_ticks(pid: int) -> dict[int, tuple[str, int]]:
@@ -33,8 +32,7 @@ def _task_ticks(pid: int) -> dict[int, tuple[str, int]]:
         except OSError:
             continue
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        found[int(task.name)] = (name, int(fields[11]) + int(fields[12]))  # utime, stime
+        found[int(task.name)] = (name, cpu_ticks(stat))
     return found
 
 
@@ -54,11 +52,11 @@ def _python_thread_names(pid: int) -> dict[int, str]:
 
 def measure(pid: int, seconds: float) -> dict[str, Any]:
     """CPU seconds per thread of `pid` and each of its children over `seconds`."""
-    processes = [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+    processes = process_tree(pid)
     names = {p: _python_thread_names(p) for p in processes}
     before = {p: _task_ticks(p) for p in processes}
     time.sleep(seconds)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p in processes:
         try:
             after = _task_ticks(p)
@@ -69,7 +67,7 @@ def measure(pid: int, seconds: float) -> dict[str, Any]:
             used = ticks - before[p].get(tid, (os_name, 0))[1]
             if used > 0:
                 rows.append({"pid": p, "process": command, "tid": tid, "thread": names[p].get(tid, os_name),
-                             "cpu_s": round(used / _TICKS_PER_S, 2)})
+                             "cpu_s": round(used / TICKS_PER_S, 2)})
     rows.sort(key=lambda r: -float(r["cpu_s"]))
     total = sum(float(r["cpu_s"]) for r in rows)
     for row in rows:

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from asyncinfer.tools.proc_cpu import stat_fields
+
 INSTALL_HINT = (
     "The Pub/Sub emulator is missing. Install it with:\n"
     "  sudo apt-get install -y google-cloud-cli-pubsub-emulator default-jre-headless\n"
@@ -151,7 +153,7 @@ def process_group(pgid: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            if int((entry / "stat").read_text().rpartition(")")[2].split()[2]) == pgid:
+            if int(stat_fields((entry / "stat").read_text())[2]) == pgid:
                 found.append(int(entry.name))
         except (OSError, ValueError, IndexError):
             continue
