@@ -48,9 +48,7 @@ class ReadyQueue(Generic[T]):
         with self._changed:
             if not self._items and timeout_s > 0:
                 self._changed.wait_for(lambda: bool(self._items), timeout_s)
-            items = self._items
-            count = len(items) if limit is None else min(limit, len(items))
-            return [items.popleft() for _ in range(count)]
+            return self.take_locked(len(self._items) if limit is None else limit)
 
     def __len__(self) -> int:
         return len(self._items)
