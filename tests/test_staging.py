@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -28,10 +29,20 @@ def _stager(ready: ReadyQueue[int], size: int = 4,
     return stager
 
 
+@contextmanager
+def _staging(ready: ReadyQueue[int], stack: Callable[[list[int]], tuple[int, ...]] = tuple
+             ) -> Iterator[BatchStager[int, tuple[int, ...]]]:
+    """A started stager of batches of 4, closed at the end."""
+    stager = _stager(ready, stack=stack)
+    try:
+        yield stager
+    finally:
+        stager.close()
+
+
 def test_stages_a_full_batch_in_queue_order_only_while_the_model_is_busy() -> None:
     ready: ReadyQueue[int] = ReadyQueue()
-    stager = _stager(ready)
-    try:
+    with _staging(ready) as stager:
         ready.put_many(range(6))
         time.sleep(0.05)
         assert stager.take() is None  # the model is idle: the run loop cuts batches itself
@@ -41,14 +52,11 @@ def test_stages_a_full_batch_in_queue_order_only_while_the_model_is_busy() -> No
         assert stager.take() == ([0, 1, 2, 3], (0, 1, 2, 3))
         assert stager.take() is None
         assert len(ready) == 2  # only one batch ahead: the rest stays in the queue
-    finally:
-        stager.close()
 
 
 def test_a_batch_still_filling_is_left_to_the_run_loop() -> None:
     ready: ReadyQueue[int] = ReadyQueue()
-    stager = _stager(ready)
-    try:
+    with _staging(ready) as stager:
         stager.model_started()
         ready.put_many(range(3))
         time.sleep(0.05)
@@ -56,21 +64,16 @@ def test_a_batch_still_filling_is_left_to_the_run_loop() -> None:
         ready.put(3)  # now a full batch waits while the model is still busy
         assert _eventually(lambda: len(ready) == 0)
         assert stager.take() == ([0, 1, 2, 3], (0, 1, 2, 3))
-    finally:
-        stager.close()
 
 
 def test_after_the_model_call_nothing_more_is_staged() -> None:
     ready: ReadyQueue[int] = ReadyQueue()
-    stager = _stager(ready)
-    try:
+    with _staging(ready) as stager:
         stager.model_started()
         stager.model_finished()
         ready.put_many(range(8))
         time.sleep(0.05)
         assert stager.take() is None and len(ready) == 8
-    finally:
-        stager.close()
 
 
 def test_a_failed_stack_keeps_the_items_for_the_run_loop() -> None:
@@ -78,14 +81,11 @@ def test_a_failed_stack_keeps_the_items_for_the_run_loop() -> None:
         raise RuntimeError("tensors of different shapes")
 
     ready: ReadyQueue[int] = ReadyQueue()
-    stager = _stager(ready, stack=broken)
-    try:
+    with _staging(ready, stack=broken) as stager:
         stager.model_started()
         ready.put_many(range(4))
         assert _eventually(lambda: len(ready) == 0)
         assert stager.take() == ([0, 1, 2, 3], None)
-    finally:
-        stager.close()
 
 
 def test_close_hands_back_what_was_staged() -> None:
