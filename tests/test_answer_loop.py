@@ -16,6 +16,7 @@ from asyncinfer.worker import runtime
 from asyncinfer.worker.rpc import MAX_MESSAGES_PER_PUBLISH, publish_chunks
 from asyncinfer.worker.runtime import MAX_PUBLISH_WAIT_S, FinishedBatch, HeldItem, ReadRequest, Worker
 from asyncinfer.worker.transport import Delivery
+from tests.support.waiting import eventually
 
 #: A wait bound far above the scheduling delays of a loaded test machine (the suite runs in parallel
 #: on 2 cores), so the tests about whether the answer thread waits do not hinge on 25 ms.
@@ -58,13 +59,6 @@ def _finished(transport: Any, name: str, size: int = 4) -> FinishedBatch:
     return FinishedBatch(name, items, outputs, now, 10.0)
 
 
-def _wait_for(condition: Any, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
 def test_two_batches_share_a_publish_call_while_the_model_runs_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "MAX_PUBLISH_WAIT_S", LONG_WAIT_S)
     transport = RecordingTransport()
@@ -75,7 +69,7 @@ def test_two_batches_share_a_publish_call_while_the_model_runs_the_next(monkeypa
     time.sleep(0.2)
     assert transport.publishes == [], "batch a's results should wait for batch b's"
     worker._finished.put(_finished(transport, "b"))
-    _wait_for(lambda: len(transport.acked) == 8)
+    assert eventually(lambda: len(transport.acked) == 8)
     assert len(transport.publishes) == 1 and len(transport.publishes[0]) == 8
     assert [a["request_id"] for _, a in transport.publishes[0]] == [f"{n}-{i}" for n in "ab" for i in range(4)]
 
@@ -103,7 +97,7 @@ def test_an_idle_model_means_no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     assert transport.published.wait(5)
     assert time.monotonic() - started < LONG_WAIT_S / 2
     worker._finished.put(_finished(transport, "b"))
-    _wait_for(lambda: len(transport.acked) == 8)
+    assert eventually(lambda: len(transport.acked) == 8)
     assert [len(p) for p in transport.publishes] == [4, 4]
 
 

@@ -11,15 +11,7 @@ import pytest
 
 from asyncinfer.worker.batcher import MicroBatcher, ReadyQueue
 from asyncinfer.worker.staging import BatchStager
-
-
-def _eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.005)
-    return check()
+from tests.support.waiting import eventually
 
 
 def _stager(ready: ReadyQueue[int], size: int = 4,
@@ -48,7 +40,7 @@ def test_stages_a_full_batch_in_queue_order_only_while_the_model_is_busy() -> No
         assert stager.take() is None  # the model is idle: the run loop cuts batches itself
         assert len(ready) == 6
         stager.model_started()
-        assert _eventually(lambda: len(ready) == 2)
+        assert eventually(lambda: len(ready) == 2)
         assert stager.take() == ([0, 1, 2, 3], (0, 1, 2, 3))
         assert stager.take() is None
         assert len(ready) == 2  # only one batch ahead: the rest stays in the queue
@@ -62,7 +54,7 @@ def test_a_batch_still_filling_is_left_to_the_run_loop() -> None:
         time.sleep(0.05)
         assert stager.take() is None and len(ready) == 3
         ready.put(3)  # now a full batch waits while the model is still busy
-        assert _eventually(lambda: len(ready) == 0)
+        assert eventually(lambda: len(ready) == 0)
         assert stager.take() == ([0, 1, 2, 3], (0, 1, 2, 3))
 
 
@@ -84,7 +76,7 @@ def test_a_failed_stack_keeps_the_items_for_the_run_loop() -> None:
     with _staging(ready, stack=broken) as stager:
         stager.model_started()
         ready.put_many(range(4))
-        assert _eventually(lambda: len(ready) == 0)
+        assert eventually(lambda: len(ready) == 0)
         assert stager.take() == ([0, 1, 2, 3], None)
 
 
@@ -93,7 +85,7 @@ def test_close_hands_back_what_was_staged() -> None:
     stager = _stager(ready)
     stager.model_started()
     ready.put_many(range(5))
-    assert _eventually(lambda: len(ready) == 1)
+    assert eventually(lambda: len(ready) == 1)
     assert stager.close() == ([0, 1, 2, 3], (0, 1, 2, 3))
     ready.put_many(range(5, 12))
     time.sleep(0.05)
@@ -155,7 +147,7 @@ def test_close_does_not_hang_on_a_stack_that_hangs() -> None:
     stager = _stager(ready, stack=stuck)
     stager.model_started()
     ready.put_many(range(4))
-    assert _eventually(lambda: len(ready) == 0)  # taken, and stuck in the stack
+    assert eventually(lambda: len(ready) == 0)  # taken, and stuck in the stack
     started = time.monotonic()
     assert stager.close(timeout_s=0.2) is None
     assert time.monotonic() - started < 2.0
