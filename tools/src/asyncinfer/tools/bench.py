@@ -213,8 +213,9 @@ class SizeResult:
     worker_cpu_outside_bare_model_us: float = 0.0
     noop_cpu_us_per_request: dict[str, float] = field(default_factory=dict)
     #: The model's busy share in each pipeline round: the sum of the batches' inference time (each
-    #: result's cost.inference_share_ms, summed, from the results after the first) over the time from
-    #: the first result to the last, the window of the steady rate. Under a full queue,
+    #: result's cost.inference_share_ms, summed) over the round from the first publish to the last
+    #: result. Not over the steady rate's window: a batch already running when the first result
+    #: arrives would count whole in it, and the share could pass 1. Under a full queue,
     #: 1 - busy share is the time the model waited for the worker's CPU path.
     model_busy_rounds: list[float] = field(default_factory=list)
     model_busy_share: float | None = None
@@ -661,11 +662,11 @@ class Bench:
         window_s = last - window_start
         # Parsed after the round, off the timed path: every ok result carries its share of its
         # batch's model call, so the shares sum to the time the model was busy.
-        busy_ms = sum(_inference_share_ms(sink.arrived[r].data) for r in ids if sink.arrived[r].at > window_start)
+        busy_ms = sum(_inference_share_ms(sink.arrived[r].data) for r in ids)
         model_cpu_ms = worker.model_cpu_ms(ids[0].rsplit("-", 1)[0] + "-")
         model_cpu_us = None if model_cpu_ms is None else round(model_cpu_ms * 1000 / len(ids), 1)
         return PipelineRound(counted / window_s, len(ids) / wall_s, round(first - published_at, 3),
-                             round(publish_s, 3), model_cpu_us, errors, cpu, round(busy_ms / 1000 / window_s, 3))
+                             round(publish_s, 3), model_cpu_us, errors, cpu, round(busy_ms / 1000 / wall_s, 3))
 
     # --- the parts of the run ---
 

@@ -120,9 +120,9 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
                         f"{report['config']['rounds']} rounds x {report['config']['count']} "
                         f"({report['config']['standin_count']} for the stand-in); min-max; "
                         "worker e2e: the steady rate, first result to last; from 1st publish: the same "
-                        "rounds with the fill; model busy: its share of the steady window; CPU per request: "
-                        "model, bare: the bare loop's; model, in worker: the worker's thread inside its model "
-                        "calls; worker outside model: worker less model in worker)")
+                        "rounds with the fill; model busy: its share of the round from the 1st publish; "
+                        "CPU per request: model, bare: the bare loop's; model, in worker: the worker's thread "
+                        "inside its model calls; worker outside model: worker less model in worker)")
     for column in ("model", "batch", "bare model", "worker e2e", "ratio", "ratio min-max",
                    "ratio from 1st publish", "fill s", "no-op worker e2e", "model busy", "CPU us/req worker",
                    "model, bare", "model, in worker", "worker outside model", "emulator", "bench"):
