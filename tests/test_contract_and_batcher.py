@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from asyncinfer.core.contract import InferenceRequest, InferenceResult
+from asyncinfer.core.worker_settings import WorkerSettings
 from asyncinfer.worker.batcher import MicroBatcher, ReadyQueue
 from asyncinfer.worker.errors import InvalidInputError
 from asyncinfer.worker.intake import Rejection, load_input, read_request
@@ -146,7 +147,7 @@ def test_stop_returns_what_is_there() -> None:
 
 
 def test_worker_environment_names_real_settings_only() -> None:
-    from asyncinfer.core.worker_settings import WorkerSettings, worker_environment
+    from asyncinfer.core.worker_settings import worker_environment
 
     env = worker_environment(subscription="s", results_topic="r", handler="m:f", max_batch_size=8)
     assert env == {
@@ -157,6 +158,21 @@ def test_worker_environment_names_real_settings_only() -> None:
     assert settings.max_batch_size == 8
     with pytest.raises(ValueError, match="max_batchsize"):
         worker_environment(max_batchsize=8)
+
+
+@pytest.mark.parametrize(
+    ("flow_control_batches", "max_batch_size", "expected"),
+    [(8, 32, 96), (6, 32, 96), (5, 32, 64), (3, 32, 64), (2, 32, 64), (1, 32, 32), (16, 32, 96), (8, 1, 3)],
+)
+def test_under_load_the_worker_pulls_again_once_three_batches_are_free(
+    flow_control_batches: int, max_batch_size: int, expected: int
+) -> None:
+    settings = WorkerSettings(
+        _env_file=None, subscription="s", results_topic="r", handler="m:f",
+        flow_control_batches=flow_control_batches, max_batch_size=max_batch_size,
+    )
+    assert settings.min_pull_messages == expected
+    assert settings.min_pull_messages <= settings.flow_control_max_messages
 
 
 def test_a_chunk_put_at_once_is_taken_in_batches() -> None:

@@ -123,9 +123,13 @@ class WorkerSettings(BaseSettings):
 
     @property
     def min_pull_messages(self) -> int:
-        # Under load, pull again only once two batches' room is free: fewer, fuller pulls (each has a
-        # fixed cost) while the rest of the window still feeds the model. At most the whole window.
-        return min(2 * self.max_batch_size, self.flow_control_max_messages)
+        # Under load, pull again only once three batches' room is free (two in a window of fewer than
+        # six): fewer, fuller pulls, since most of a pull's CPU is per call, not per message, while the
+        # rest of the window still feeds the model. Measured at the default window of 8 against 2
+        # and 4 (docs/PERFORMANCE.md, round 6); at most the whole window. An idle worker, holding
+        # nothing, pulls at once.
+        batches = 3 if self.flow_control_batches >= 6 else 2
+        return min(batches * self.max_batch_size, self.flow_control_max_messages)
 
     def subscription_path(self) -> str:
         return _qualify(self.subscription, self.project, "subscriptions")
