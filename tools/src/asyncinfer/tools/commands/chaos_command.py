@@ -45,12 +45,15 @@ from asyncinfer.tools.chaos import (
 )
 from asyncinfer.tools.commands.tables import measures_table
 from asyncinfer.tools.loadtest import MIN_ACCURACY, new_run_id, run_load
+from asyncinfer.tools.local.controller import WorkerProcess
 from asyncinfer.tools.local.emulator import EmulatorError
 from asyncinfer.tools.local.stack import LocalStack, LocalStackConfig
 
 #: Longer than the longest lease a SIGKILLed worker can leave behind (a 30 s extension; 10 s for
 #: messages not yet extended), after which its messages are visible again.
 SWEEP_WINDOW_S = 75.0
+#: Longer than a signalled worker's drain (the pool's drain bound, 25 s, and its kill 5 s after).
+KILLED_EXIT_WAIT_S = 35.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
                     show_progress=not args.quiet, peak_workers=lambda: controller.stats.peak_workers,
                     during=killer.tick, holds=killer.holds, run_id=run_id,
                 )
+                # A worker signalled near the end may still be draining when the last answer arrives;
+                # wait for it to exit, so "workers replaced" accounts for every kill, not only for
+                # those that happened to exit before the load finished.
+                _wait_gone(controller.workers, {k.pid for k in killer.kills}, timeout_s=KILLED_EXIT_WAIT_S)
                 unanswered_ids = {r for r in client.submitted_at if r not in client.answers}
                 still_there: set[str] = set()
                 if unanswered_ids:
@@ -242,6 +249,14 @@ def _rss_sampler(pids: Callable[[], Iterable[int]], console: Console) -> RssSamp
     except ImportError:
         console.print("[yellow]psutil is not installed (pip install psutil): no RSS figures[/]")
         return None
+
+
+def _wait_gone(workers: Callable[[], list[WorkerProcess]], pids: set[int], timeout_s: float) -> None:
+    """Wait until none of `pids` is among the pool's workers any more (exited and reaped: the
+    controller counts a replacement as it reaps one)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(w.pid in pids for w in workers()):
+        time.sleep(0.2)
 
 
 def _wait_serving(victims: Callable[[], list[Victim]], want: int, timeout_s: float) -> None:
