@@ -37,7 +37,6 @@ from asyncinfer.tools.chaos import (
     ChaosReport,
     ResultAudit,
     RssSampler,
-    Victim,
     WorkerKiller,
     audit_failures,
     stack_victims,
@@ -45,7 +44,6 @@ from asyncinfer.tools.chaos import (
 )
 from asyncinfer.tools.commands.tables import measures_table
 from asyncinfer.tools.loadtest import MIN_ACCURACY, new_run_id, run_load
-from asyncinfer.tools.local.controller import WorkerProcess
 from asyncinfer.tools.local.emulator import EmulatorError
 from asyncinfer.tools.local.stack import LocalStack, LocalStackConfig
 
@@ -128,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
             with AsyncInferClient.from_status(status) as client:
                 # Wait for the pool to serve, so the first kills land on workers that hold messages
                 # and the RSS baseline is that of loaded, idle workers.
-                _wait_serving(stack_victims(controller.workers), max(1, config.min_workers), timeout_s=120)
+                victims, serving_wanted = stack_victims(controller.workers), max(1, config.min_workers)
+                _wait_until(lambda: len(victims()) >= serving_wanted, timeout_s=120)
                 if rss is not None:
                     rss.mark_baseline()
                 load = run_load(
@@ -137,9 +136,12 @@ def run(args: argparse.Namespace) -> int:
                     during=killer.tick, holds=killer.holds, run_id=run_id,
                 )
                 # A worker signalled near the end may still be draining when the last answer arrives;
-                # wait for it to exit, so "workers replaced" accounts for every kill, not only for
-                # those that happened to exit before the load finished.
-                _wait_gone(controller.workers, {k.pid for k in killer.kills}, timeout_s=KILLED_EXIT_WAIT_S)
+                # wait for it to exit (the controller counts a replacement as it reaps one), so
+                # "workers replaced" accounts for every kill, not only for those that happened to exit
+                # before the load finished.
+                signalled = {k.pid for k in killer.kills}
+                _wait_until(lambda: all(w.pid not in signalled for w in controller.workers()),
+                            timeout_s=KILLED_EXIT_WAIT_S)
                 unanswered_ids = {r for r in client.submitted_at if r not in client.answers}
                 still_there: set[str] = set()
                 if unanswered_ids:
@@ -251,17 +253,10 @@ def _rss_sampler(pids: Callable[[], Iterable[int]], console: Console) -> RssSamp
         return None
 
 
-def _wait_gone(workers: Callable[[], list[WorkerProcess]], pids: set[int], timeout_s: float) -> None:
-    """Wait until none of `pids` is among the pool's workers any more (exited and reaped: the
-    controller counts a replacement as it reaps one)."""
+def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
+    """Poll `condition` until it holds or `timeout_s` passes (then go on: the report says what it saw)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(w.pid in pids for w in workers()):
-        time.sleep(0.2)
-
-
-def _wait_serving(victims: Callable[[], list[Victim]], want: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and len(victims()) < want:
+    while time.monotonic() < deadline and not condition():
         time.sleep(0.2)
 
 
