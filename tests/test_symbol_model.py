@@ -248,7 +248,7 @@ def test_predict_refuses_input_that_is_not_decodes_pixels(handler: SymbolHandler
         handler.predict(torch.zeros(2, 1, 64, 64))
 
 
-# --- the libspng fast path (drawing_symbols.fastpng) ----------------------------------------------
+# --- the fast path for plain grayscale PNGs (drawing_symbols.fastpng) ------------------------------
 
 
 def _with_chunk(png: bytes, kind: bytes, data: bytes) -> bytes:
@@ -265,20 +265,66 @@ def _exif_rotated(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def _paeth(a: int, b: int, c: int) -> int:
+    estimate = a + b - c
+    to_a, to_b, to_c = abs(estimate - a), abs(estimate - b), abs(estimate - c)
+    return a if to_a <= to_b and to_a <= to_c else b if to_b <= to_c else c
+
+
+def _gray_png(
+    pixels: np.ndarray, filters: list[int], extra: bytes = b"", chunk_size: int = 1 << 30, interlace: int = 0,
+    claimed_height: int | None = None,
+) -> bytes:
+    """An 8-bit grayscale PNG of `pixels` (H, W) whose row y is filtered with `filters[y]` (0-4, the
+    spec's definitions written out plainly; another number is written as is), `extra` bytes after
+    the filtered rows, the compressed stream split into IDAT chunks of `chunk_size`; IHDR says
+    `interlace` and `claimed_height` (the true height by default), every CRC right."""
+    height, width = pixels.shape
+    image = pixels.astype(np.int64)
+    rows = []
+    for y in range(height):
+        kind, out = filters[y], [filters[y]]
+        for x in range(width):
+            a = int(image[y, x - 1]) if x else 0
+            b = int(image[y - 1, x]) if y else 0
+            c = int(image[y - 1, x - 1]) if x and y else 0
+            predicted = {0: 0, 1: a, 2: b, 3: (a + b) // 2, 4: _paeth(a, b, c)}.get(kind, 0)
+            out.append((int(image[y, x]) - predicted) % 256)
+        rows.append(bytes(out))
+    stream = zlib.compress(b"".join(rows) + extra)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    idats = b"".join(chunk(b"IDAT", stream[i : i + chunk_size]) for i in range(0, len(stream), chunk_size))
+    header = struct.pack(">IIBBBBB", width, claimed_height or height, 8, 0, 0, 0, interlace)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + idats + chunk(b"IEND", b"")
+
+
+def _noisy_symbol(seed: int) -> np.ndarray:
+    """A rendered symbol with noise, so every filter type meets every kind of neighbour."""
+    rng = np.random.default_rng(seed)
+    pixels = np.array(render_symbol("position", rng, size=64), dtype=np.int64)
+    return np.clip(pixels + rng.integers(-40, 40, pixels.shape), 0, 255).astype(np.uint8)
+
+
 def _fast_path_inputs() -> list[pytest.param]:
     rng = np.random.default_rng(TEST_SEED + 2)
     symbol = render_symbol("flatness", rng, size=64)
     big = render_symbol("position", rng, size=200)
     wide = Image.new("L", (90, 64), 250)
     wide.paste(symbol, (13, 0))
-    interlaced = io.BytesIO()
-    symbol.save(interlaced, format="PNG", interlace=1)
     return [
         pytest.param(_png(symbol), id="64px, the trained size"),
         pytest.param(_png(big), id="200px, shrunk"),
         pytest.param(_png(wide), id="non-square, padded"),
-        pytest.param(interlaced.getvalue(), id="interlaced"),
         pytest.param(_with_chunk(_png(symbol), b"pHYs", struct.pack(">IIB", 3780, 3780, 1)), id="with pHYs"),
+        *(
+            pytest.param(_gray_png(_noisy_symbol(kind), [kind] * 64), id=f"every row filter {kind}")
+            for kind in range(5)
+        ),
+        pytest.param(_gray_png(_noisy_symbol(5), [y % 5 for y in range(64)], chunk_size=700),
+                     id="filters mixed, several IDAT chunks"),
     ]
 
 
@@ -310,6 +356,8 @@ def test_the_rendered_corpus_takes_the_fast_path_with_pillows_pixels(handler: Sy
         pytest.param(lambda s: _with_chunk(_png(s), b"tEXt", b"Comment\x00hello"), id="text chunk"),
         pytest.param(lambda s: _png(s.convert("RGB")), id="RGB"),
         pytest.param(lambda s: _png(s.convert("LA")), id="gray with alpha"),
+        # (Pillow cannot write Adam7; a 1 x 1 image is the same bytes either way, only IHDR says so.)
+        pytest.param(lambda s: _gray_png(np.array([[7]], dtype=np.uint8), [0], interlace=1), id="interlaced (Adam7)"),
     ],
 )
 def test_other_pngs_go_the_pillow_way(handler: SymbolHandler, make: Callable[[Image.Image], bytes]) -> None:
@@ -334,13 +382,42 @@ def test_a_corrupt_gray_png_gets_pillows_answer(handler: SymbolHandler) -> None:
     idat = png.index(b"IDAT")
     png[idat + 40] ^= 0xFF  # a flipped byte in the compressed data: the chunk's CRC no longer matches
     corrupt = bytes(png)
-    assert plain_gray8_size(corrupt) is not None  # it looks plain: libspng must refuse it, then Pillow decides
+    assert plain_gray8_size(corrupt) is not None  # it looks plain: fastpng must refuse it, then Pillow decides
     try:
         expected: torch.Tensor | str = handler.decode_with_pillow(corrupt)
     except InvalidInputError as exc:
         expected = exc.code
     try:
         got: torch.Tensor | str = handler.decode(corrupt)
+    except InvalidInputError as exc:
+        got = exc.code
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        assert isinstance(got, torch.Tensor) and torch.equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "png",
+    [
+        pytest.param(_gray_png(_noisy_symbol(6), [1] * 63 + [5]), id="an unknown row filter"),
+        pytest.param(_gray_png(_noisy_symbol(7), [2] * 64, extra=b"\0" * 65), id="a row too many"),
+        pytest.param(_gray_png(_noisy_symbol(8)[:63], [2] * 63, claimed_height=64), id="a row too few"),
+    ],
+)
+def test_fastpng_refuses_what_does_not_fit_and_pillow_answers(handler: SymbolHandler, png: bytes) -> None:
+    from drawing_symbols.fastpng import decode_gray8, plain_gray8_size
+
+    size = plain_gray8_size(png)
+    assert size is not None  # it looks plain: the fast path must refuse it, then Pillow decides
+    with pytest.raises(ValueError):
+        decode_gray8(png, *size)
+    try:
+        expected: torch.Tensor | str = handler.decode_with_pillow(png)
+    except InvalidInputError as exc:
+        expected = exc.code
+    try:
+        got: torch.Tensor | str = handler.decode(png)
     except InvalidInputError as exc:
         got = exc.code
     if isinstance(expected, str):

@@ -121,13 +121,13 @@ class SymbolHandler:
         """PNG/JPEG/... bytes of any size -> uint8 (1, S, S) gray levels, S = the trained input size;
         `predict` normalises them (`pixels_to_input`) on the model's device.
 
-        A plain 8-bit grayscale PNG, the common crop, is decoded by libspng (drawing_symbols.fastpng:
-        half the CPU of Pillow's path for a 64 px crop); every other input, and one libspng refuses,
-        goes through `decode_with_pillow`, which gives the same pixels and words the errors."""
+        A plain 8-bit grayscale PNG, the common crop, is decoded by drawing_symbols.fastpng (about a
+        quarter of the CPU of Pillow's path for a 64 px crop); every other input, and one fastpng
+        refuses, goes through `decode_with_pillow`, which gives the same pixels and words the errors."""
         size = plain_gray8_size(payload)
         if size is not None and 1 <= size[0] * size[1] <= self.max_pixels:
             try:
-                pixels = decode_gray8(payload)
+                pixels = decode_gray8(payload, *size)
             except Exception:  # corrupt or truncated: Pillow's path below says what is wrong
                 pass
             else:
