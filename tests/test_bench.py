@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -58,6 +59,9 @@ def test_bench_smoke_writes_a_sane_report(emulator_host: str, tmp_path: Path) ->
     assert standin["model_cpu_in_worker_us_per_request"] < report["sizes"][-1]["model_cpu_in_worker_us_per_request"]
     scaling = report["decode_scaling"]
     assert scaling["requests"] == 64 and all(v > 0 for v in scaling["per_s"].values())
+    # The process passes' CPU: the intake processes decode, so they spend more than nothing.
+    assert all(scaling["cpu_us_per_request"][name]["intake"] > 0 for name in ("processes_1", "processes_2"))
+    assert scaling["ceiling_cores"] == min(2, os.cpu_count() or 1)
     for key in ("latency_ms", "latency_no_wait_ms"):
         latency = report[key]
         assert latency["samples"] == 3

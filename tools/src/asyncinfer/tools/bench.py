@@ -24,6 +24,8 @@ numbers wander with the machine's load:
   client path itself;
 - decode scaling: the worker's intake (read, validate, decode) over the same requests with one and
   with two intake processes, and with one and two threads (what the worker did before processes);
+  the process passes' CPU per request, split between the worker's side and the intake processes,
+  and from it the most two processes could reach on the machine's cores;
 - the latency added at idle: one request at a time; the worker stamps each result with the time from
   its pull response to its publish call (`worker_ms`), so what the worker adds is measured in the
   worker and the broker's own hops drop out;
@@ -58,7 +60,7 @@ from asyncinfer.client.tap import PubsubMessage, SubscriptionTap
 from asyncinfer.core.contract import InferenceRequest
 from asyncinfer.core.worker_settings import worker_environment
 from asyncinfer.tools.local.worker_process import spawn_worker
-from asyncinfer.tools.proc_cpu import cpu_seconds, process_tree
+from asyncinfer.tools.proc_cpu import cpu_seconds, cpu_seconds_fine, process_tree
 from drawing_symbols import HANDLER as SYMBOLS_HANDLER
 
 #: Reported next to the measured figures, never asserted (timings on a shared 2-core machine are
@@ -338,18 +340,34 @@ def _ratios(numerators: list[float], denominators: list[float]) -> list[float]:
 def decode_scaling(handler_spec: str, bodies: list[bytes], chunk: int = 32) -> dict[str, Any]:
     """Requests/s through the worker's intake (read, validate, decode) with one and two intake
     processes, and with one and two threads of this interpreter. Every pass decodes the same bodies
-    in chunks of `chunk`, as a pull response arrives; each pool is warmed up first."""
+    in chunks of `chunk`, as a pull response arrives; each pool is warmed up first.
+
+    The process passes also measure their CPU per request, split between this process (pickling the
+    bodies, the pipe both ways, unpacking the tensors: what the worker's own interpreter pays) and
+    the intake processes. From them comes the most the two-process pass could reach if it had every
+    core of the machine (`scaling_ceiling_2_vs_1`, at most 2 cores): cores / (CPU per request of the
+    two-process pass) against the one-process rate. The parent's share is spent on the same cores,
+    so on 2 cores the ratio cannot reach 2, and the cheaper the decode, the lower its ceiling."""
     from asyncinfer.worker.intake_pool import IntakePool
 
     chunks = [bodies[i : i + chunk] for i in range(0, len(bodies), chunk)]
+    cores = min(2, os.cpu_count() or 1)
 
-    def timed(pool: IntakePool) -> float:
+    def timed(pool: IntakePool, cpu: list[dict[str, float]] | None = None) -> float:
         pool.start()
         try:
             pool.read_all(chunks[:4])  # warm-up
+            pids = pool.pids
+            parent_before, intake_before = time.process_time(), cpu_seconds_fine(pids)
             started = time.perf_counter()
             pool.read_all(chunks)
-            return len(bodies) / (time.perf_counter() - started)
+            rate = len(bodies) / (time.perf_counter() - started)
+            if cpu is not None:
+                cpu.append({
+                    "parent": (time.process_time() - parent_before) / len(bodies) * 1e6,
+                    "intake": (cpu_seconds_fine(pids) - intake_before) / len(bodies) * 1e6,
+                })
+            return rate
         finally:
             pool.close()
 
@@ -362,13 +380,21 @@ def decode_scaling(handler_spec: str, bodies: list[bytes], chunk: int = 32) -> d
     # by 30-60 % from pass to pass (9,000-14,600 requests/s), and a ratio of medians mixes passes
     # that saw different loads.
     rates: dict[str, list[float]] = {"processes_1": [], "processes_2": [], "threads_1": [], "threads_2": []}
+    cpu: dict[str, list[dict[str, float]]] = {"processes_1": [], "processes_2": []}
     for _ in range(5 if len(bodies) >= 500 else 1):  # a smoke run's handful once
-        rates["processes_1"].append(timed(make(1, 0)))
-        rates["processes_2"].append(timed(make(2, 0)))
+        rates["processes_1"].append(timed(make(1, 0), cpu["processes_1"]))
+        rates["processes_2"].append(timed(make(2, 0), cpu["processes_2"]))
         rates["threads_1"].append(timed(make(0, 1)))
         rates["threads_2"].append(timed(make(0, 2)))
     per_s = {name: round(median(values), 1) for name, values in rates.items()}
     process_ratios = _ratios(rates["processes_2"], rates["processes_1"])
+    # Per pass: the two-process pass's CPU per request on every core, against the one-process rate
+    # of the same pass.
+    ceilings = [
+        cores / ((two["parent"] + two["intake"]) / 1e6) / one_rate if two["parent"] + two["intake"] > 0 else None
+        for two, one_rate in zip(cpu["processes_2"], rates["processes_1"], strict=True)
+    ]
+    known_ceilings = [c for c in ceilings if c is not None]
     return {
         "requests": len(bodies),
         "per_s": per_s,
@@ -376,6 +402,16 @@ def decode_scaling(handler_spec: str, bodies: list[bytes], chunk: int = 32) -> d
         "processes_2_vs_1": round(median(process_ratios), 3),
         "threads_2_vs_1": round(median(_ratios(rates["threads_2"], rates["threads_1"])), 3),
         "processes_2_vs_1_rounds": [round(r, 3) for r in process_ratios],
+        "cpu_us_per_request": {
+            name: {side: round(median([p[side] for p in passes]), 1) for side in ("parent", "intake")}
+            for name, passes in cpu.items()
+        },
+        "cpu_us_per_request_rounds": {
+            name: [{side: round(v, 1) for side, v in p.items()} for p in passes] for name, passes in cpu.items()
+        },
+        "scaling_ceiling_2_vs_1": round(median(known_ceilings), 3) if known_ceilings else None,
+        "scaling_ceiling_rounds": [None if c is None else round(c, 3) for c in ceilings],
+        "ceiling_cores": cores,
         "cpu_count": os.cpu_count(),
     }
 

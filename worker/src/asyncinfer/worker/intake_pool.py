@@ -342,6 +342,11 @@ class IntakePool:
                 child.wait_ready(timeout_s)
 
     @property
+    def pids(self) -> list[int]:
+        """The running intake processes' pids (for CPU accounting)."""
+        return [c.process.pid for c in self._children if c.process is not None and c.process.poll() is None]
+
+    @property
     def in_flight(self) -> int:
         """Chunks submitted and not yet called back."""
         return self._in_flight

@@ -151,6 +151,14 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             f" 2 processes {_fmt(per_s['processes_2'])} (x{scaling['processes_2_vs_1']}); 1 thread "
             f"{_fmt(per_s['threads_1'])}, 2 threads {_fmt(per_s['threads_2'])} (x{scaling['threads_2_vs_1']})"
         )
+        cpu = scaling.get("cpu_us_per_request")
+        if cpu and scaling.get("scaling_ceiling_2_vs_1") is not None:
+            console.print(
+                f"intake CPU per request, us (worker side + intake processes): 1 process "
+                f"{_fmt(cpu['processes_1']['parent'])} + {_fmt(cpu['processes_1']['intake'])}, 2 processes "
+                f"{_fmt(cpu['processes_2']['parent'])} + {_fmt(cpu['processes_2']['intake'])}; the most 2 processes "
+                f"could reach on {scaling['ceiling_cores']} cores: x{scaling['scaling_ceiling_2_vs_1']}"
+            )
     if report.get("latency_ms"):
         latency = Table(title="latency at idle, ms (one request at a time)")
         for column in ("max_wait_ms", "total p50", "total p99", "in worker p50", "worker-added p50",
