@@ -30,13 +30,16 @@ INSTALL_HINT = (
 #: messages of a run, i.e. for the whole of a bench or a test session. With the C1 JIT only and the
 #: serial collector it used 31-46 us of CPU per message (publish, pull, ack of 2.8 KB) instead of
 #: 80-100 us, and 110-132 instead of 170-190 in the first 5,000 (`python -m
-#: asyncinfer.tools.local.emulator_cost`, docs/PERFORMANCE.md). The emulator keeps the messages it
-#: handled, so each young collection copies tens of MB and stops it: 60-110 ms every ~2 s under the
-#: bench's load with the serial collector, long enough to starve a worker of messages. The parallel
-#: collector with two threads halves those pauses, and costs about the same CPU per message
-#: (medians of 2 passes: 130 / 48 / 35 us against 123 / 53 / 42 over the stages;
-#: docs/results/round5/emulator-gc.json).
-DEFAULT_JAVA_OPTIONS = "-XX:+UseParallelGC -XX:ParallelGCThreads=2 -XX:TieredStopAtLevel=1"
+#: asyncinfer.tools.local.emulator_cost`, docs/PERFORMANCE.md). The emulator keeps every message a
+#: subscription has seen until the subscription is deleted, so nearly everything a young collection
+#: finds survives and is copied, and the collection stops the emulator, pulls and publishes alike:
+#: 60-110 ms every ~2 s under the bench's load with the serial collector, 30-270 ms with the
+#: parallel one as the default young generation grew, longer than a worker's flow control covers.
+#: The parallel collector (two threads) on a fixed 32 MB young generation copies a little at a
+#: time: pauses of 9-11 ms (median), 27-44 ms at most, more often, for about the same CPU; the
+#: 1 GB initial heap keeps the old generation from growing by full collections (and raises the
+#: maximum to match on a machine with less memory). docs/results/round7/ab-emulator-young/.
+DEFAULT_JAVA_OPTIONS = "-XX:+UseParallelGC -XX:ParallelGCThreads=2 -XX:TieredStopAtLevel=1 -Xmn32m -Xms1g"
 JAVA_OPTIONS_ENV = "ASYNCINFER_EMULATOR_JAVA_OPTIONS"
 
 
