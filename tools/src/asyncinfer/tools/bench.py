@@ -617,17 +617,23 @@ class Bench:
         """A new queue for the next part of the run, after deleting the last part's: the parts run
         one after another, and the emulator keeps every message a subscription has seen until the
         subscription is deleted. Kept, they made each of its young collections copy more, and its
-        pauses, which stop pulls and publishes alike, grew from 60 to 270 ms over a run."""
+        pauses, which stop pulls and publishes alike, grew to 155-270 ms over a run."""
         from asyncinfer.core.topology import QueueTopology
-        from asyncinfer.tools.local.topology_admin import delete_topology, ensure_topology
+        from asyncinfer.tools.local.topology_admin import ensure_topology
 
-        if self._last_topology is not None:
-            delete_topology(self.config.project, self._last_topology)
+        self._drop_last_topology()
         topology = QueueTopology(name=f"bench-{uuid.uuid4().hex[:10]}", ack_deadline_s=60, min_retry_backoff_s=0,
                                  max_retry_backoff_s=1)
         ensure_topology(self.config.project, topology, with_taps=False)
         self._last_topology = topology
         return topology
+
+    def _drop_last_topology(self) -> None:
+        if self._last_topology is not None:
+            from asyncinfer.tools.local.topology_admin import delete_topology
+
+            delete_topology(self.config.project, self._last_topology)
+            self._last_topology = None
 
     def _worker_env(self, topology: Any, handler: str, batch_size: int, max_wait_ms: float | None = None
                     ) -> dict[str, str]:
@@ -1033,12 +1039,8 @@ class Bench:
         }
 
     def close(self) -> None:
-        if self._emulator is None and self._last_topology is not None:
-            # An emulator the bench did not start outlives it: leave it no queue to keep.
-            from asyncinfer.tools.local.topology_admin import delete_topology
-
-            delete_topology(self.config.project, self._last_topology)
-            self._last_topology = None
+        if self._emulator is None:
+            self._drop_last_topology()  # an emulator the bench did not start outlives it: leave it no queue
         if self._emulator is not None:
             self._emulator.stop()
             os.environ.pop("PUBSUB_EMULATOR_HOST", None)

@@ -33,7 +33,7 @@ INSTALL_HINT = (
 #: asyncinfer.tools.local.emulator_cost`, docs/PERFORMANCE.md). The emulator keeps every message a
 #: subscription has seen until the subscription is deleted, so nearly everything a young collection
 #: finds survives and is copied, and the collection stops the emulator, pulls and publishes alike:
-#: 60-110 ms every ~2 s under the bench's load with the serial collector, 30-270 ms with the
+#: 60-110 ms every ~2 s under the bench's load with the serial collector, 27-270 ms with the
 #: parallel one as the default young generation grew, longer than a worker's flow control covers.
 #: The parallel collector (two threads) on a fixed 32 MB young generation copies a little at a
 #: time: pauses of 9-11 ms (median), 27-44 ms at most, more often, for about the same CPU; the

@@ -5,6 +5,7 @@ The cloud Queue component creates the same topics and subscriptions from the sam
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from google.api_core import exceptions
@@ -103,19 +104,13 @@ def delete_topology(project: str, topology: QueueTopology) -> None:
     topics = [topology.requests_topic, topology.results_topic, topology.dead_letter_topic]
     try:
         for name in subscriptions:
-            _delete(lambda name=name: subscriber.delete_subscription(
-                subscription=subscriber.subscription_path(project, name)))
+            with contextlib.suppress(exceptions.NotFound):
+                subscriber.delete_subscription(subscription=subscriber.subscription_path(project, name))
         for name in topics:
-            _delete(lambda name=name: publisher.delete_topic(topic=publisher.topic_path(project, name)))
+            with contextlib.suppress(exceptions.NotFound):
+                publisher.delete_topic(topic=publisher.topic_path(project, name))
     finally:
         subscriber.close()
-
-
-def _delete(call: object) -> None:
-    try:
-        call()  # type: ignore[operator]
-    except exceptions.NotFound:
-        pass
 
 
 def _create(call: object) -> None:
